@@ -1,0 +1,24 @@
+/*
+ * rules.h: pure predicates for what to sync and what to delete.
+ */
+#ifndef MS_RULES_H
+#define MS_RULES_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+
+/* Does a folder (decoded UTF-8, '/'-separated) match one pattern?  '*'
+ * matches anything, '%' anything but the delimiter '/'. */
+int ms_rules_match(const char *pattern, const char *folder);
+/* Apply an account's folders list: patterns in order, "!pat" excludes,
+ * the last matching pattern wins; no patterns = everything. */
+int ms_rules_folder_selected(const struct ms_account *a, const char *folder);
+/* May this message be fetched under max_message_size? */
+int ms_rules_size_ok(const struct ms_account *a, uint64_t size);
+/* Does the policy want a stored message deleted on the server now?
+ * date: IMAP internaldate or POP3 first-seen time (0 = unknown: no). */
+int ms_rules_delete_due(const struct ms_account *a, int64_t date, time_t now);
+
+#endif
