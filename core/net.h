@@ -36,6 +36,11 @@ int ms_net_send(struct ms_net *n, const void *p, size_t len, struct ms_err *e);
  * timeout -> MS_ETEMP "timeout after N s". */
 int ms_net_recv(struct ms_net *n, void *p, size_t cap, size_t *got,
 		struct ms_err *e);
+/* Wrap an already connected plain socket: no TLS, no login.  For unit
+ * tests of the protocol engines over a socketpair with a scripted peer
+ * only; never reachable from the configuration.  Takes ownership of fd. */
+int ms_net_from_fd(struct ms_net **out, int fd, unsigned timeout,
+		   struct ms_err *e);
 /* Close and free (no protocol goodbye: the engines send LOGOUT/QUIT). */
 void ms_net_close(struct ms_net *n);
 /* Capabilities libcurl saw during login are not exposed; engines ask the
