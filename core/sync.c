@@ -1,0 +1,308 @@
+/*
+ * sync.c: the engine.  One account, one folder at a time: inventory, plan,
+ * fetch, store, record, delete.
+ *
+ * Ordering is the whole point (DESIGN.md invariants 1-2): bytes stream
+ * from the source into the store's temporary files; a chunk is committed
+ * by the store (fsync, rename, directory fsync) and only then recorded in
+ * the state journal (fsync); deletions are computed from the state (what
+ * is durably stored AND still on the server) and sent only after that.
+ * Whatever goes wrong mid-chunk, the messages finished before the fault
+ * are still committed and recorded, and nothing unrecorded is deleted.
+ */
+#include "sync_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "names.h"
+#include "rules.h"
+
+#define CHUNK_MSGS 200
+#define META_CHUNK 1000
+#define DELETE_CHUNK 1000
+
+int ms_sync_grow(void **v, size_t *cap, size_t n, size_t size,
+		 struct ms_err *e)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 64;
+	if (!(p = realloc(*v, ncap * size)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	*v = p;
+	*cap = ncap;
+	return 0;
+}
+
+int ms_sync_stopped(const struct ms_folder_run *fr)
+{
+	return fr->ar->o->stop && *fr->ar->o->stop;
+}
+
+/* ---- the fetch sink: source bytes -> store ---- */
+
+static int sink_begin(void *ctx, const struct ms_msg *m, uint64_t len,
+		      struct ms_err *e)
+{
+	struct ms_folder_run *fr = ctx;
+	const struct ms_account *a = fr->ar->a;
+	int rc;
+
+	fr->cur = NULL;
+	fr->cur_len = len;
+	fr->cur_req = *m;
+	if (!ms_rules_size_ok(a, len)) {
+		fr->ar->st->skipped++;
+		ms_log(MS_LOG_WARN, "%s: %s: %s: skipped: %llu bytes exceed "
+		       "max_message_size", a->name, fr->local,
+		       ms_sync_msg_name(fr, m), (unsigned long long)len);
+		rc = ms_err_set(e, MS_EPROTO, "message too large");
+		e->scope = MS_SCOPE_MESSAGE;
+		return rc;
+	}
+	rc = fr->ar->sops->msg_begin(fr->sf, &fr->cur, e);
+	if (rc < 0)
+		fr->cur = NULL;
+	return rc;
+}
+
+static int sink_data(void *ctx, const char *p, size_t n, struct ms_err *e)
+{
+	struct ms_folder_run *fr = ctx;
+
+	if (!fr->cur)
+		return 0;
+	return fr->ar->sops->msg_write(fr->cur, p, n, e);
+}
+
+static int sink_end(void *ctx, const struct ms_msg *m, struct ms_err *e)
+{
+	struct ms_folder_run *fr = ctx;
+	struct ms_msg meta = *m;
+	int rc;
+
+	if (!fr->cur)
+		return 0;
+	if (fr->ar->a->proto == MS_PROTO_POP3) {
+		/* identity is the listing's: UIDL and LIST size */
+		memcpy(meta.uidl, fr->cur_req.uidl, sizeof meta.uidl);
+		meta.size = fr->cur_req.size;
+	} else {
+		meta.uidvalidity = fr->fs.uidvalidity;
+		meta.size = fr->cur_len;
+	}
+	rc = fr->ar->sops->msg_finish(fr->cur, &meta, e);
+	fr->cur = NULL;
+	if (rc < 0)
+		return rc;
+	fr->chunk_bytes += fr->cur_len;
+	if (ms_sync_stopped(fr)) {
+		rc = ms_err_set(e, MS_ETEMP, "interrupted by signal");
+		e->scope = MS_SCOPE_ACCOUNT;
+		return rc;
+	}
+	return 0;
+}
+
+static void sink_abort(void *ctx)
+{
+	struct ms_folder_run *fr = ctx;
+
+	if (fr->cur)
+		fr->ar->sops->msg_abort(fr->cur);
+	fr->cur = NULL;
+}
+
+static const struct ms_fetch_sink fetch_sink = {
+	.begin = sink_begin,
+	.data = sink_data,
+	.end = sink_end,
+	.abort = sink_abort,
+};
+
+const char *ms_sync_msg_name(struct ms_folder_run *fr, const struct ms_msg *m)
+{
+	if (fr->ar->a->proto == MS_PROTO_POP3)
+		snprintf(fr->msgname, sizeof fr->msgname,
+			 "message %u (UIDL %s)", m->uid, m->uidl);
+	else
+		snprintf(fr->msgname, sizeof fr->msgname, "UID %u", m->uid);
+	return fr->msgname;
+}
+
+/* ---- commit: store durable -> state journal durable ---- */
+
+static void on_durable(void *ctx, const struct ms_msg *m)
+{
+	struct ms_folder_run *fr = ctx;
+
+	fr->ar->st->fetched++;
+	fr->fetched++;
+	/* POP3 without UIDL (delete policy only) has no identity to keep */
+	if ((fr->ar->a->proto == MS_PROTO_IMAP || m->uidl[0]) &&
+	    ms_state_add(fr->state, m, fr->ar->now, &fr->commit_err) < 0)
+		fr->commit_failed = 1;
+	if (fr->on_durable)
+		fr->on_durable(fr, m);
+}
+
+static int commit_chunk(struct ms_folder_run *fr, struct ms_err *e)
+{
+	int rc;
+
+	rc = fr->ar->sops->commit(fr->sf, on_durable, fr, e);
+	fr->ar->st->bytes += fr->chunk_bytes;
+	fr->chunk_bytes = 0;
+	if (fr->commit_failed) {
+		*e = fr->commit_err;
+		return e->code;
+	}
+	if (ms_state_sync(fr->state, rc < 0 ? &fr->commit_err : e) < 0)
+		return rc < 0 ? rc : e->code;
+	return rc;
+}
+
+/* Fetch msgs[0..n) in chunks, committing after each. */
+int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
+		  size_t n, struct ms_err *e)
+{
+	const struct ms_source_ops *ops = fr->ar->sess.ops;
+	struct ms_err ce;
+	int rc = 0, crc;
+
+	for (size_t i = 0; i < n && rc == 0; i += CHUNK_MSGS) {
+		size_t k = n - i < CHUNK_MSGS ? n - i : CHUNK_MSGS;
+
+		if (ms_sync_stopped(fr)) {
+			rc = ms_err_set(e, MS_ETEMP, "interrupted by signal");
+			e->scope = MS_SCOPE_ACCOUNT;
+			break;
+		}
+		rc = ops->fetch(fr->ar->sess.src, msgs + i, k, &fetch_sink, fr,
+				e);
+		if (fr->cur)
+			sink_abort(fr);
+		/* commit what was finished even when the fetch failed */
+		ms_err_clear(&ce);
+		crc = commit_chunk(fr, &ce);
+		if (crc < 0 && rc == 0) {
+			rc = crc;
+			*e = ce;
+		} else if (crc < 0) {
+			ms_log(MS_LOG_ERR, "%s: %s: %s", fr->ar->a->name,
+			       fr->local, ce.msg);
+		}
+	}
+	return rc;
+}
+
+/* ---- deletion ---- */
+
+int ms_sync_remove(struct ms_folder_run *fr, const struct ms_msg *del,
+		   size_t n, struct ms_err *e)
+{
+	const struct ms_source_ops *ops = fr->ar->sess.ops;
+	int rc = 0;
+
+	if (fr->ar->o->dry_run) {
+		fr->ar->st->would_delete += n;
+		return 0;
+	}
+	for (size_t i = 0; i < n && rc == 0; i += DELETE_CHUNK) {
+		size_t k = n - i < DELETE_CHUNK ? n - i : DELETE_CHUNK;
+
+		rc = ops->remove(fr->ar->sess.src, del + i, k, e);
+		if (rc < 0)
+			break;
+		if (fr->ar->a->proto == MS_PROTO_POP3)
+			continue; /* committed by QUIT: see ms_pop3_finish */
+		for (size_t j = i; j < i + k && rc == 0; j++)
+			rc = ms_state_del(fr->state, &del[j], e);
+		if (rc == 0)
+			rc = ms_state_sync(fr->state, e);
+		fr->ar->st->deleted += k;
+		fr->deleted += k;
+	}
+	return rc;
+}
+
+/* ---- folder set-up shared by IMAP and POP3 ---- */
+
+static int rebuild_cb(void *ctx, const struct ms_msg *m, const char *ref,
+		      struct ms_err *e)
+{
+	struct ms_folder_run *fr = ctx;
+
+	(void)ref;
+	if (fr->ar->a->proto == MS_PROTO_IMAP &&
+	    (m->uid == 0 || m->uidvalidity != fr->fs.uidvalidity))
+		return 0;
+	if (fr->ar->a->proto == MS_PROTO_POP3 && !m->uidl[0])
+		return 0;
+	fr->rebuilt++;
+	return ms_state_add(fr->state, m, fr->ar->now, e);
+}
+
+/* State missing or unreadable: what the store holds is the truth. */
+int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e)
+{
+	int rc;
+
+	ms_state_reset(fr->state, fr->fs.uidvalidity);
+	fr->rebuilt = 0;
+	rc = fr->ar->sops->scan(fr->sf, rebuild_cb, fr, e);
+	if (rc < 0)
+		return rc;
+	if (fr->rebuilt)
+		ms_log(MS_LOG_WARN, "%s: %s: state %s; rebuilt from the "
+		       "store: %lu messages", fr->ar->a->name, fr->local,
+		       fr->state_status == MS_STATE_BAD ? "was damaged" :
+		       "was missing", fr->rebuilt);
+	return ms_state_sync(fr->state, e);
+}
+
+int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
+{
+	struct acct_run *ar = fr->ar;
+	int rc;
+
+	rc = ms_state_open(&fr->state, ar->c->state_dir, ar->a, fr->local,
+			   ar->o->dry_run, e);
+	if (rc < 0)
+		return rc;
+	fr->state_status = ms_state_status(fr->state);
+	return ar->sops->folder_open(ar->store, fr->local, &fr->sf, e);
+}
+
+void ms_sync_folder_close(struct ms_folder_run *fr)
+{
+	if (fr->cur)
+		sink_abort(fr);
+	if (fr->sf)
+		fr->ar->sops->folder_close(fr->sf);
+	if (fr->state)
+		ms_state_close(fr->state);
+	fr->sf = NULL;
+	fr->state = NULL;
+}
+
+int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
+{
+	const struct ms_account *a = fr->ar->a;
+
+	ms_state_set_header(fr->state, fr->fs.uidvalidity, fr->fs.uidnext,
+			    fr->fs.highestmodseq);
+	if (fr->ar->o->dry_run)
+		ms_log(MS_LOG_INFO, "%s: %s: would fetch %lu (%llu bytes), "
+		       "would delete %lu", a->name, fr->local, fr->would_fetch,
+		       fr->would_bytes, fr->would_delete);
+	else
+		ms_log(MS_LOG_INFO, "%s: %s: %lu fetched, %lu deleted",
+		       a->name, fr->local, fr->fetched, fr->deleted);
+	return ms_state_compact(fr->state, fr->ar->now, e);
+}

@@ -1,0 +1,147 @@
+/*
+ * sync_account.c: ms_sync_account, the driver for one account: lock,
+ * open the store, log in, sync every selected folder in turn over the one
+ * connection, log out, unlock.
+ *
+ * A folder's failure is logged ("ACCOUNT: FOLDER: what: why") and the
+ * other folders still run, unless the error's scope is the account (the
+ * connection is gone) or the run.  The account's result is the worst
+ * folder's code.
+ */
+#include "sync_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rules.h"
+
+static int report_folder(struct acct_run *ar, const char *folder, int rc,
+			 struct ms_err *fe)
+{
+	ms_log(MS_LOG_ERR, "%s: %s: %s", ar->a->name, folder, fe->msg);
+	ar->st->failed_folders++;
+	return rc;
+}
+
+static int sync_one(struct acct_run *ar, const char *raw, const char *local,
+		    struct ms_err *fe)
+{
+	struct ms_folder_run fr;
+	struct ms_err ce;
+	int rc, qrc;
+
+	memset(&fr, 0, sizeof fr);
+	fr.ar = ar;
+	fr.raw = raw;
+	fr.local = local;
+	if ((rc = ms_sync_folder_open(&fr, fe)) < 0)
+		goto out;
+	if (ar->a->proto == MS_PROTO_IMAP) {
+		rc = ms_sync_imap_folder(&fr, fe);
+		goto out;
+	}
+	rc = ms_sync_pop3_folder(&fr, fe);
+	/* POP3: QUIT commits the DELEs; only its +OK lets state forget */
+	ms_err_clear(&ce);
+	qrc = ms_session_close(&ar->sess, rc == 0 || fe->scope !=
+			       MS_SCOPE_ACCOUNT, &ce);
+	if (qrc < 0 && rc == 0) {
+		rc = qrc;
+		*fe = ce;
+	}
+	if (rc == 0)
+		rc = ms_sync_pop3_finish(&fr, qrc == 0, fe);
+	else
+		ms_sync_pop3_finish(&fr, qrc == 0 && fr.npending, &ce);
+out:
+	ms_sync_folder_close(&fr);
+	if (rc == 0)
+		ar->st->folders++;
+	return rc;
+}
+
+static int run_folders(struct acct_run *ar, struct ms_err *e)
+{
+	struct ms_lfolders lf;
+	struct ms_err fe;
+	int worst = 0, rc;
+	unsigned long failed = 0;
+
+	if (ar->a->proto == MS_PROTO_POP3) {
+		ms_err_clear(&fe);
+		if ((rc = sync_one(ar, "INBOX", "INBOX", &fe)) < 0) {
+			*e = fe;
+			return rc;
+		}
+		return 0;
+	}
+	if ((rc = ms_session_folders(&ar->sess, &lf, e)) < 0)
+		return rc;
+	for (size_t i = 0; i < lf.n; i++) {
+		struct ms_lfolder *f = &lf.v[i];
+
+		if (f->attrs & MS_FOLDER_NOSELECT)
+			continue;
+		if (!f->local) {
+			ms_log(MS_LOG_WARN, "%s: folder \"%s\" skipped: %s",
+			       ar->a->name, f->raw, f->why);
+			continue;
+		}
+		if (!ms_rules_folder_selected(ar->a, f->local))
+			continue;
+		ms_err_clear(&fe);
+		if ((rc = sync_one(ar, f->raw, f->local, &fe)) == 0)
+			continue;
+		failed++;
+		worst = ms_err_worse(worst, rc);
+		if (fe.scope >= MS_SCOPE_ACCOUNT) {
+			*e = fe;
+			ms_err_prefix(e, "%s", f->local);
+			break;
+		}
+		report_folder(ar, f->local, rc, &fe);
+		if (failed == 1)
+			*e = fe;
+	}
+	ms_lfolders_free(&lf);
+	if (worst && e->scope < MS_SCOPE_ACCOUNT)
+		ms_err_set(e, worst, "%lu folder%s failed", failed,
+			   failed == 1 ? "" : "s");
+	return worst;
+}
+
+int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
+		    const struct ms_run_opts *o, struct ms_stats *st,
+		    struct ms_err *e)
+{
+	struct acct_run ar;
+	struct ms_err ce;
+	int lockfd = -1, rc;
+
+	memset(&ar, 0, sizeof ar);
+	ar.c = c;
+	ar.a = a;
+	ar.o = o;
+	ar.st = st;
+	ar.now = time(NULL);
+	ar.sops = ms_session_store_ops(a);
+	if ((rc = ms_state_lock(c->state_dir, a->name, &lockfd, e)) < 0)
+		return rc;
+	if ((rc = ar.sops->open(&ar.store, a, o->dry_run, e)) < 0)
+		goto out;
+	if ((rc = ms_session_open(&ar.sess, a, e)) < 0)
+		goto out;
+	rc = run_folders(&ar, e);
+	ms_err_clear(&ce);
+	/* LOGOUT; a failure here loses nothing, so it is only a warning */
+	if (ms_session_close(&ar.sess, rc == 0 || e->scope < MS_SCOPE_ACCOUNT,
+			     &ce) < 0 && rc == 0)
+		ms_log(MS_LOG_WARN, "%s: logout: %s", a->name, ce.msg);
+out:
+	ms_session_close(&ar.sess, 0, &ce);
+	if (ar.store)
+		ar.sops->close(ar.store);
+	ms_state_unlock(lockfd);
+	return rc;
+}

@@ -1,0 +1,87 @@
+/*
+ * sync_int.h: shared between the engine's files (sync.c: sink, commit,
+ * delete, state rebuild; sync_imap.c and sync_pop3.c: the per-protocol
+ * plans; sync_account.c: the account driver).  Not a public API.
+ */
+#ifndef MS_SYNC_INT_H
+#define MS_SYNC_INT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "mailsync.h"
+#include "session.h"
+#include "source.h"
+#include "state.h"
+#include "store.h"
+#include "uidset.h"
+
+struct acct_run {
+	const struct ms_config *c;
+	const struct ms_account *a;
+	const struct ms_run_opts *o;
+	struct ms_stats *st;
+	struct ms_session sess;
+	const struct ms_store_ops *sops;
+	struct ms_store *store;
+	time_t now;
+};
+
+struct ms_folder_run {
+	struct acct_run *ar;
+	const char *raw;             /* server name */
+	const char *local;           /* decoded local name, for messages */
+	struct ms_state *state;
+	int state_status;
+	struct ms_store_folder *sf;
+	struct ms_folder_status fs;
+
+	/* sink state */
+	struct ms_store_msg *cur;
+	struct ms_msg cur_req;       /* what the source said it fetches */
+	uint64_t cur_len;
+	unsigned long long chunk_bytes;
+	struct ms_err commit_err;
+	int commit_failed;
+	/* called for each durable message after it is recorded */
+	void (*on_durable)(struct ms_folder_run *fr, const struct ms_msg *m);
+	void *hook_ctx;              /* for on_durable */
+
+	unsigned long fetched, deleted, rebuilt;
+	unsigned long would_fetch, would_delete;
+	unsigned long long would_bytes;
+	int no_delete;               /* identity in doubt: no deletion */
+	char msgname[128];
+
+	/* POP3: deletions sent, committed by QUIT */
+	struct ms_msg *pending;
+	size_t npending;
+};
+
+int ms_sync_grow(void **v, size_t *cap, size_t n, size_t size,
+		 struct ms_err *e);
+int ms_sync_stopped(const struct ms_folder_run *fr);
+const char *ms_sync_msg_name(struct ms_folder_run *fr, const struct ms_msg *m);
+int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
+		  size_t n, struct ms_err *e);
+int ms_sync_remove(struct ms_folder_run *fr, const struct ms_msg *del,
+		   size_t n, struct ms_err *e);
+int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e);
+int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e);
+void ms_sync_folder_close(struct ms_folder_run *fr);
+int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e);
+
+/* Per-protocol folder plans. */
+int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e);
+/* IMAP extras (sync_mirror.c): flag/expunge mirroring, UIDVALIDITY
+ * re-matching. */
+int ms_sync_imap_mirror(struct ms_folder_run *fr,
+			const struct ms_uidset *server, struct ms_err *e);
+int ms_sync_imap_rematch(struct ms_folder_run *fr, struct ms_err *e);
+/* POP3 runs before QUIT; ms_sync_pop3_finish after the QUIT's +OK. */
+int ms_sync_pop3_folder(struct ms_folder_run *fr, struct ms_err *e);
+int ms_sync_pop3_finish(struct ms_folder_run *fr, int quit_ok,
+			struct ms_err *e);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * sync_pop3.c: the plan for a POP3 maildrop.
+ *
+ * Identity is the UIDL plus the LIST size; message numbers are used only
+ * within this session.  A UIDL the state knows with another size is taken
+ * as a reused UIDL for a different message and fetched again (a duplicate
+ * is preferred to a loss).  DELE is sent only for messages in the durable
+ * state, and the state forgets them only after QUIT's +OK, the POP3
+ * commit: a run that dies between DELE and QUIT leaves the messages on the
+ * server and recorded, so the next run skips and deletes them.
+ */
+#include "sync_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rules.h"
+
+struct pop3_plan {
+	struct ms_folder_run *fr;
+	struct ms_msg *all;
+	size_t nall, capall;
+	struct ms_msg *todo;  /* to fetch */
+	size_t ntodo;
+	struct ms_msg *del;
+	size_t ndel;
+	int no_uidl;
+};
+
+static int list_cb(void *ctx, const struct ms_msg *m, struct ms_err *e)
+{
+	struct pop3_plan *p = ctx;
+	int rc;
+
+	if ((rc = ms_sync_grow((void **)&p->all, &p->capall, p->nall,
+			       sizeof *p->all, e)) < 0)
+		return rc;
+	p->all[p->nall++] = *m;
+	if (!m->uidl[0])
+		p->no_uidl = 1;
+	return 0;
+}
+
+static int cmp_uidl(const void *a, const void *b)
+{
+	const struct ms_msg *x = *(const struct ms_msg *const *)a;
+	const struct ms_msg *y = *(const struct ms_msg *const *)b;
+
+	return strcmp(x->uidl, y->uidl);
+}
+
+/* RFC 1939 allows two messages with one UIDL; in keep mode we could not
+ * tell them apart next time, so refuse loudly instead of skipping one. */
+static int check_duplicates(struct pop3_plan *p, struct ms_err *e)
+{
+	const struct ms_msg **v;
+	int rc = 0;
+
+	if (p->nall < 2 || p->no_uidl)
+		return 0;
+	if (!(v = malloc(p->nall * sizeof *v)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (size_t i = 0; i < p->nall; i++)
+		v[i] = &p->all[i];
+	qsort(v, p->nall, sizeof *v, cmp_uidl);
+	for (size_t i = 1; i < p->nall && rc == 0; i++) {
+		if (strcmp(v[i - 1]->uidl, v[i]->uidl) != 0)
+			continue;
+		if (p->fr->ar->a->policy != MS_POLICY_DELETE)
+			rc = ms_err_set(e, MS_EPROTO, "messages %u and %u share "
+					"UIDL %s; they cannot be told apart "
+					"(use policy = delete)", v[i - 1]->uid,
+					v[i]->uid, v[i]->uidl);
+	}
+	free(v);
+	return rc;
+}
+
+/* What to fetch: unknown UIDLs, and known ones whose size changed. */
+static int plan_fetch(struct pop3_plan *p, struct ms_err *e)
+{
+	struct ms_folder_run *fr = p->fr;
+	uint64_t size;
+
+	if (!(p->todo = calloc(p->nall + 1, sizeof *p->todo)) ||
+	    !(p->del = calloc(p->nall + 1, sizeof *p->del)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (size_t i = 0; i < p->nall; i++) {
+		struct ms_msg *m = &p->all[i];
+
+		if (m->uidl[0] && ms_state_has_uidl(fr->state, m->uidl, &size,
+						    NULL)) {
+			if (size == m->size)
+				continue;
+			ms_log(MS_LOG_WARN, "%s: INBOX: message %u: UIDL %s "
+			       "was %llu bytes, now %llu: fetching it again",
+			       fr->ar->a->name, m->uid, m->uidl,
+			       (unsigned long long)size,
+			       (unsigned long long)m->size);
+		}
+		if (!ms_rules_size_ok(fr->ar->a, m->size)) {
+			fr->ar->st->skipped++;
+			ms_log(MS_LOG_WARN, "%s: INBOX: %s: skipped: %llu bytes "
+			       "exceed max_message_size", fr->ar->a->name,
+			       ms_sync_msg_name(fr, m),
+			       (unsigned long long)m->size);
+			continue;
+		}
+		p->todo[p->ntodo++] = *m;
+		fr->would_fetch++;
+		fr->would_bytes += m->size;
+	}
+	return 0;
+}
+
+/* Without UIDL (delete policy only) a message is deleted because it was
+ * stored in this very session, identified by its number. */
+static void on_durable_no_uidl(struct ms_folder_run *fr, const struct ms_msg *m)
+{
+	struct pop3_plan *p = fr->hook_ctx;
+
+	p->del[p->ndel++] = *m;
+}
+
+static void plan_deletes(struct pop3_plan *p)
+{
+	struct ms_folder_run *fr = p->fr;
+	const struct ms_account *a = fr->ar->a;
+	uint64_t size;
+	time_t first;
+
+	if (a->policy == MS_POLICY_KEEP || p->no_uidl)
+		return;
+	for (size_t i = 0; i < p->nall; i++) {
+		struct ms_msg *m = &p->all[i];
+
+		if (!ms_state_has_uidl(fr->state, m->uidl, &size, &first) ||
+		    size != m->size)
+			continue;
+		if (ms_rules_delete_due(a, first, fr->ar->now))
+			p->del[p->ndel++] = *m;
+	}
+}
+
+static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
+{
+	struct ms_folder_run *fr = p->fr;
+	const struct ms_account *a = fr->ar->a;
+	int rc;
+
+	if ((rc = fr->ar->sess.ops->ids(fr->ar->sess.src, list_cb, p, e)) < 0)
+		return rc;
+	if (p->no_uidl && a->policy != MS_POLICY_DELETE)
+		return ms_err_set(e, MS_EPROTO, "server does not support UIDL; "
+				  "only policy = delete can be used");
+	if ((rc = check_duplicates(p, e)) < 0 || (rc = plan_fetch(p, e)) < 0)
+		return rc;
+	if (p->no_uidl) {
+		fr->hook_ctx = p;
+		fr->on_durable = on_durable_no_uidl;
+	}
+	if (!fr->ar->o->dry_run &&
+	    (rc = ms_sync_fetch(fr, p->todo, p->ntodo, e)) < 0)
+		return rc;
+	fr->on_durable = NULL;
+	plan_deletes(p);
+	if (fr->ar->o->dry_run) {
+		fr->would_delete = p->ndel;
+		fr->ar->st->would_fetch += fr->would_fetch;
+	}
+	if ((rc = ms_sync_remove(fr, p->del, p->ndel, e)) < 0)
+		return rc;
+	if (!fr->ar->o->dry_run && p->ndel) {
+		fr->pending = p->del; /* forgotten after QUIT's +OK */
+		fr->npending = p->ndel;
+		p->del = NULL;
+	}
+	return 0;
+}
+
+int ms_sync_pop3_folder(struct ms_folder_run *fr, struct ms_err *e)
+{
+	struct pop3_plan p;
+	int rw = fr->ar->a->policy != MS_POLICY_KEEP && !fr->ar->o->dry_run;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	p.fr = fr;
+	if ((rc = fr->ar->sess.ops->select(fr->ar->sess.src, "INBOX", rw,
+					   &fr->fs, e)) < 0)
+		return rc;
+	if (fr->state_status != MS_STATE_OK && (rc = ms_sync_rebuild(fr, e)) < 0)
+		return rc;
+	rc = pop3_plan_run(&p, e);
+	free(p.all);
+	free(p.todo);
+	free(p.del);
+	return rc;
+}
+
+int ms_sync_pop3_finish(struct ms_folder_run *fr, int quit_ok,
+			struct ms_err *e)
+{
+	int rc = 0;
+
+	if (quit_ok) {
+		for (size_t i = 0; i < fr->npending && rc == 0; i++)
+			if (fr->pending[i].uidl[0])
+				rc = ms_state_del(fr->state, &fr->pending[i], e);
+		if (rc == 0) {
+			fr->deleted += fr->npending;
+			fr->ar->st->deleted += fr->npending;
+		}
+	}
+	free(fr->pending);
+	fr->pending = NULL;
+	fr->npending = 0;
+	if (rc == 0)
+		rc = ms_sync_folder_finish(fr, e);
+	return rc;
+}
