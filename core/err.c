@@ -72,15 +72,25 @@ int ms_err_sys(struct ms_err *e, int code, int errnum, const char *fmt, ...)
 
 int ms_err_prefix(struct ms_err *e, const char *fmt, ...)
 {
-	char head[MS_ERR_MSG_MAX], tmp[MS_ERR_MSG_MAX];
+	char tmp[MS_ERR_MSG_MAX];
+	size_t hl, ml;
 	va_list ap;
 
 	if (!e)
 		return 0;
 	va_start(ap, fmt);
-	vsnprintf(head, sizeof head, fmt, ap);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	snprintf(tmp, sizeof tmp, "%s: %s", head, e->msg);
+	hl = strlen(tmp);
+	if (hl + 2 < sizeof tmp) {
+		memcpy(tmp + hl, ": ", 2);
+		hl += 2;
+		ml = strlen(e->msg);
+		if (ml > sizeof tmp - 1 - hl)
+			ml = sizeof tmp - 1 - hl;
+		memcpy(tmp + hl, e->msg, ml);
+		tmp[hl + ml] = '\0';
+	}
 	memcpy(e->msg, tmp, sizeof e->msg);
 	return e->code;
 }

@@ -42,7 +42,7 @@ mode=check
 if [ $# -gt 0 ]; then
 	for t in "$@"; do
 		case $t in
-		*.sh) run_one "$t" sh "$t" ;;
+		*.sh) run_one "$t" bash "$t" ;;
 		*) run_one "$t" "$t" ;;
 		esac
 	done
@@ -51,11 +51,11 @@ elif [ $mode = check ]; then
 		[ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
 	done
 	for t in "$top"/tests/integration/*.sh "$top"/tests/faults/quick_*.sh; do
-		[ -f "$t" ] && run_one "${t#"$top"/tests/}" sh "$t"
+		[ -f "$t" ] && run_one "${t#"$top"/tests/}" bash "$t"
 	done
 else
 	for t in "$top"/tests/faults/slow_*.sh; do
-		[ -f "$t" ] && run_one "${t#"$top"/tests/}" sh "$t"
+		[ -f "$t" ] && run_one "${t#"$top"/tests/}" bash "$t"
 	done
 fi
 
