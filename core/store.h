@@ -55,9 +55,18 @@ struct ms_store_ops {
 	 * the temporary place and the error names the file. */
 	int (*commit)(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
 		      struct ms_err *e);
-	/* Every stored identity in the folder (to rebuild state). */
+	/* Every stored identity in the folder (to rebuild state).  The
+	 * ms_msg also carries, when the store knows them, size = the size
+	 * the server gave (the literal length, CRLF counted) and
+	 * internaldate (Maildir: the file's mtime, set from INTERNALDATE at
+	 * commit, as Dovecot does); 0 when unknown. */
 	int (*scan)(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		    struct ms_err *e);
+	/* Optional: give the stored copy named ref (from scan) the identity
+	 * of m (new UID and UIDVALIDITY), durably (rename + dir fsync).
+	 * Used to re-match a folder after a UIDVALIDITY change. */
+	int (*relabel)(struct ms_store_folder *f, const char *ref,
+		       const struct ms_msg *m, struct ms_err *e);
 	/* Optional (mirror=flags): set a stored IMAP message's flags. */
 	int (*set_flags)(struct ms_store_folder *f, uint32_t uid,
 			 unsigned flags, struct ms_err *e);

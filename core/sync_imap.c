@@ -197,9 +197,6 @@ static int check_identity(struct ms_folder_run *fr, struct ms_err *e)
 		fr->no_delete = 1;
 	}
 	if (old && old != fr->fs.uidvalidity) {
-		ms_log(MS_LOG_WARN, "%s: %s: UIDVALIDITY changed (%u -> %u); "
-		       "re-matching stored messages, nothing deleted this run",
-		       acct, fr->local, old, fr->fs.uidvalidity);
 		fr->no_delete = 1;
 		return ms_sync_imap_rematch(fr, e);
 	}

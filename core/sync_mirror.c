@@ -127,12 +127,201 @@ int ms_sync_imap_mirror(struct ms_folder_run *fr,
 	return rc;
 }
 
+/* ---- UIDVALIDITY change: re-match by (server size, INTERNALDATE) ---- */
+
+struct rm_item {
+	uint64_t size;
+	int64_t date;
+	uint32_t uid;      /* server: new UID; local: old UID */
+	char *ref;         /* local only: the store's name for the copy */
+};
+
+struct rm_ctx {
+	struct ms_folder_run *fr;
+	uint32_t old;
+	struct rm_item *loc, *srv;
+	size_t nloc, caploc, nsrv, capsrv;
+	unsigned long matched, kept;
+};
+
+static int rm_push(struct rm_item **v, size_t *n, size_t *cap,
+		   const struct rm_item *it, struct ms_err *e)
+{
+	int rc;
+
+	if ((rc = ms_sync_grow((void **)v, cap, *n, sizeof **v, e)) < 0)
+		return rc;
+	(*v)[(*n)++] = *it;
+	return 0;
+}
+
+static int rm_local_cb(void *ctx, const struct ms_msg *m, const char *ref,
+		       struct ms_err *e)
+{
+	struct rm_ctx *rc = ctx;
+	struct rm_item it = { m->size, m->internaldate, m->uid, NULL };
+
+	if (m->uid && m->uidvalidity == rc->fr->fs.uidvalidity) {
+		rc->kept++; /* relabelled by an earlier, interrupted run */
+		return ms_state_add(rc->fr->state, m, rc->fr->ar->now, e);
+	}
+	if (m->uidvalidity != rc->old || !m->uid || !m->size)
+		return 0;
+	if (!(it.ref = strdup(ref)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	return rm_push(&rc->loc, &rc->nloc, &rc->caploc, &it, e);
+}
+
+static int rm_ids_cb(void *ctx, const struct ms_msg *m, struct ms_err *e)
+{
+	struct rm_ctx *rc = ctx;
+	struct rm_item it = { 0, 0, m->uid, NULL };
+
+	if (ms_state_has_uid(rc->fr->state, m->uid))
+		return 0;
+	return rm_push(&rc->srv, &rc->nsrv, &rc->capsrv, &it, e);
+}
+
+static int rm_meta_cb(void *ctx, const struct ms_msg *m, struct ms_err *e)
+{
+	struct rm_ctx *rc = ctx;
+	size_t lo = 0, hi = rc->nsrv;
+
+	(void)e;
+	while (lo < hi) { /* srv is sorted by uid at this point */
+		size_t mid = lo + (hi - lo) / 2;
+		if (rc->srv[mid].uid < m->uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < rc->nsrv && rc->srv[lo].uid == m->uid) {
+		rc->srv[lo].size = m->size;
+		rc->srv[lo].date = m->internaldate;
+	}
+	return 0;
+}
+
+static int cmp_uid(const void *a, const void *b)
+{
+	const struct rm_item *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	const struct rm_item *x = a, *y = b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	if (x->date != y->date)
+		return x->date < y->date ? -1 : 1;
+	return cmp_uid(a, b);
+}
+
+static int rm_server_meta(struct rm_ctx *rc, struct ms_err *e)
+{
+	struct ms_folder_run *fr = rc->fr;
+	const struct ms_source_ops *ops = fr->ar->sess.ops;
+	struct ms_msg *v;
+	int r = 0;
+
+	qsort(rc->srv, rc->nsrv, sizeof *rc->srv, cmp_uid);
+	if (!(v = calloc(1000, sizeof *v)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (size_t i = 0; i < rc->nsrv && r == 0; i += 1000) {
+		size_t k = rc->nsrv - i < 1000 ? rc->nsrv - i : 1000;
+		for (size_t j = 0; j < k; j++) {
+			memset(&v[j], 0, sizeof v[j]);
+			v[j].uid = rc->srv[i + j].uid;
+			v[j].uidvalidity = fr->fs.uidvalidity;
+		}
+		r = ops->meta(fr->ar->sess.src, v, k, rm_meta_cb, rc, e);
+	}
+	free(v);
+	return r;
+}
+
+/* Length of the run of items with the same key starting at i. */
+static size_t run_len(const struct rm_item *v, size_t n, size_t i)
+{
+	size_t j = i + 1;
+
+	while (j < n && v[j].size == v[i].size && v[j].date == v[i].date)
+		j++;
+	return j - i;
+}
+
+/* Pair keys that are unique on both sides; anything ambiguous is left to
+ * be fetched again (a duplicate is better than a wrong match). */
+static int rm_pair(struct rm_ctx *rc, struct ms_err *e)
+{
+	struct ms_folder_run *fr = rc->fr;
+	size_t i = 0, j = 0;
+	int r = 0;
+
+	qsort(rc->loc, rc->nloc, sizeof *rc->loc, cmp_key);
+	qsort(rc->srv, rc->nsrv, sizeof *rc->srv, cmp_key);
+	while (i < rc->nloc && j < rc->nsrv && r == 0) {
+		size_t li = run_len(rc->loc, rc->nloc, i);
+		size_t sj = run_len(rc->srv, rc->nsrv, j);
+		int c = cmp_key(&(struct rm_item){ rc->loc[i].size,
+				rc->loc[i].date, 0, NULL },
+				&(struct rm_item){ rc->srv[j].size,
+				rc->srv[j].date, 0, NULL });
+		if (c == 0 && li == 1 && sj == 1) {
+			struct ms_msg m;
+
+			memset(&m, 0, sizeof m);
+			m.uid = rc->srv[j].uid;
+			m.uidvalidity = fr->fs.uidvalidity;
+			m.size = rc->srv[j].size;
+			m.internaldate = rc->srv[j].date;
+			r = fr->ar->sops->relabel(fr->sf, rc->loc[i].ref, &m, e);
+			if (r == 0)
+				r = ms_state_add(fr->state, &m, fr->ar->now, e);
+			rc->matched++;
+		}
+		if (c <= 0)
+			i += li;
+		if (c >= 0)
+			j += sj;
+	}
+	return r;
+}
+
 int ms_sync_imap_rematch(struct ms_folder_run *fr, struct ms_err *e)
 {
-	/* Until content re-matching exists, refuse rather than download the
-	 * whole folder a second time. */
-	return ms_err_set(e, MS_EPROTO, "UIDVALIDITY changed from %u to %u; "
-			  "refusing to re-download the folder (re-matching is "
-			  "not implemented yet)",
-			  ms_state_uidvalidity(fr->state), fr->fs.uidvalidity);
+	const struct ms_source_ops *ops = fr->ar->sess.ops;
+	struct rm_ctx rc;
+	int r;
+
+	memset(&rc, 0, sizeof rc);
+	rc.fr = fr;
+	rc.old = ms_state_uidvalidity(fr->state);
+	ms_state_reset(fr->state, fr->fs.uidvalidity);
+	if (!fr->ar->sops->relabel || fr->ar->o->dry_run) {
+		ms_log(MS_LOG_WARN, "%s: %s: UIDVALIDITY changed (%u -> %u); "
+		       "the store cannot re-match: messages will be fetched "
+		       "again", fr->ar->a->name, fr->local, rc.old,
+		       fr->fs.uidvalidity);
+		return 0;
+	}
+	if ((r = fr->ar->sops->scan(fr->sf, rm_local_cb, &rc, e)) < 0 ||
+	    (r = ops->ids(fr->ar->sess.src, rm_ids_cb, &rc, e)) < 0 ||
+	    (r = rm_server_meta(&rc, e)) < 0 || (r = rm_pair(&rc, e)) < 0 ||
+	    (r = ms_state_sync(fr->state, e)) < 0)
+		goto out;
+	ms_log(MS_LOG_WARN, "%s: %s: UIDVALIDITY changed (%u -> %u): %lu "
+	       "re-matched, %lu new; nothing deleted this run",
+	       fr->ar->a->name, fr->local, rc.old, fr->fs.uidvalidity,
+	       rc.matched + rc.kept,
+	       (unsigned long)(rc.nsrv - rc.matched));
+out:
+	for (size_t i = 0; i < rc.nloc; i++)
+		free(rc.loc[i].ref);
+	free(rc.loc);
+	free(rc.srv);
+	return r;
 }

@@ -1,0 +1,47 @@
+# tests/lib/verify.sh: compare what mailsync stored with what the server has
+# (bash; sourced after dovecot.sh).  Bytes are compared after CRLF -> LF,
+# the only change the stores make.
+
+# crlf_to_lf < in > out
+crlf_to_lf() {
+	python3 -c 'import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().replace(b"\r\n", b"\n"))'
+}
+
+# md_file DIR UID: the Maildir file holding IMAP UID (new/ or cur/)
+md_file() {
+	local f
+	for f in "$1"/cur/*,U="$2",V=* "$1"/new/*,U="$2",V=*; do
+		[ -e "$f" ] && { echo "$f"; return 0; }
+	done
+	return 1
+}
+
+# md_count DIR: messages in a Maildir folder
+md_count() {
+	find "$1/cur" "$1/new" -maxdepth 1 -type f 2>/dev/null | wc -l
+}
+
+# verify_maildir USER FOLDER DIR: prints "N BAD": N messages on the server,
+# BAD of them missing locally or not byte-identical.
+verify_maildir() {
+	local u=$1 f=$2 dir=$3 n=0 bad=0 uid file
+	for uid in $(dv_uids "$u" "$f"); do
+		n=$((n + 1))
+		if ! file=$(md_file "$dir" "$uid"); then
+			bad=$((bad + 1)); echo "# missing: $f UID $uid" >&2; continue
+		fi
+		dv_body "$u" "$f" "$uid" | crlf_to_lf >"$T/verify.exp"
+		if ! cmp -s "$T/verify.exp" "$file"; then
+			bad=$((bad + 1)); echo "# differs: $f UID $uid ($file)" >&2
+		fi
+	done
+	echo "$n $bad"
+}
+
+# crlf_msg FILE LINE...: write a message with CRLF line ends
+crlf_msg() {
+	local out=$1; shift
+	: >"$out"
+	local l
+	for l in "$@"; do printf '%s\r\n' "$l" >>"$out"; done
+}
