@@ -1,0 +1,596 @@
+/*
+ * net.c: one authenticated connection per account; the only includer of
+ * <curl/curl.h>.
+ *
+ * libcurl does DNS, TCP, TLS with verification and pinning, STARTTLS/STLS
+ * and SASL through CURLOPT_CONNECT_ONLY: for imap(s):// and pop3(s)://
+ * curl_easy_perform returns after the protocol's connect phase, which
+ * includes the greeting, CAPA/CAPABILITY and the login.  From then on the
+ * engines speak the protocol themselves over curl_easy_send/recv (TLS) or
+ * plain read/write (ms_net_from_fd, unit tests only).  Nothing here keeps
+ * a copy of the secret: libcurl copies it, and we clear libcurl's copies
+ * as soon as the login is done.
+ */
+#include "net.h"
+#include "net_global.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LINE_MAX_SAVED 256
+
+struct ms_net {
+	CURL *curl;        /* NULL for a wrapped fd */
+	int fd;            /* the socket (owned by curl when curl != NULL) */
+	unsigned timeout;  /* seconds for each wait */
+	int trace;
+	int in_sasl;       /* we sent AUTHENTICATE/AUTH: redact our lines */
+	int no_mech;       /* curl found no allowed SASL mechanism */
+	char peer[300];
+	char last_in[LINE_MAX_SAVED]; /* last server line of the login */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+int ms_net_global_init(struct ms_err *e)
+{
+	const curl_version_info_data *v;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return ms_err_set(e, MS_EINTERNAL, "curl_global_init failed");
+	v = curl_version_info(CURLVERSION_NOW);
+	if (!v || v->version_num < 0x074f00)
+		return ms_err_set(e, MS_EINTERNAL,
+				  "libcurl %s is too old (need >= 7.79.0)",
+				  v ? v->version : "?");
+	if (!v->ssl_version || strncmp(v->ssl_version, "OpenSSL", 7) != 0)
+		return ms_err_set(e, MS_EINTERNAL,
+				  "libcurl %s is not an OpenSSL build (%s)",
+				  v->version,
+				  v->ssl_version ? v->ssl_version : "no TLS");
+	return 0;
+}
+
+void ms_net_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+/* ---- trace and redaction ------------------------------------------- */
+
+/* Copy one line without CR/LF, replacing non-printable bytes by '?'. */
+static void clean_line(char *dst, size_t cap, const char *s, size_t len)
+{
+	size_t i, j = 0;
+
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	for (i = 0; i < len && j + 1 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		dst[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	dst[j] = '\0';
+}
+
+/* Length of the n-th (0-based) space separated word, its start in *w. */
+static size_t word(const char *s, int nth, const char **w)
+{
+	size_t len;
+
+	for (;;) {
+		while (*s == ' ')
+			s++;
+		len = strcspn(s, " ");
+		if (nth-- == 0 || len == 0)
+			break;
+		s += len;
+	}
+	*w = s;
+	return len;
+}
+
+static int word_is(const char *w, size_t len, const char *what)
+{
+	return len == strlen(what) && strncasecmp(w, what, len) == 0;
+}
+
+/*
+ * Redact one line we send.  IMAP: "TAG LOGIN ...", "TAG AUTHENTICATE MECH
+ * ...".  POP3: "PASS ...", "APOP ...", "AUTH MECH ...".  After an
+ * AUTHENTICATE/AUTH every line we send is SASL data until the server
+ * answers with something other than a "+" continuation.
+ */
+static void redact_out(struct ms_net *n, char *line, size_t cap)
+{
+	const char *w0, *w1, *w2;
+	size_t l0, l1, l2, keep = 0;
+
+	if (n->in_sasl) {
+		snprintf(line, cap, "<redacted>");
+		return;
+	}
+	l0 = word(line, 0, &w0);
+	l1 = word(line, 1, &w1);
+	l2 = word(line, 2, &w2);
+	if (word_is(w0, l0, "PASS") || word_is(w0, l0, "APOP")) {
+		keep = (size_t)(w0 + l0 - line);
+	} else if (word_is(w0, l0, "AUTH") && l1 > 0) {
+		keep = (size_t)(w1 + l1 - line);
+		n->in_sasl = 1;
+	} else if (word_is(w1, l1, "LOGIN")) {
+		keep = (size_t)(w1 + l1 - line);
+	} else if (word_is(w1, l1, "AUTHENTICATE") && l2 > 0) {
+		keep = (size_t)(w2 + l2 - line);
+		n->in_sasl = 1;
+	}
+	if (keep > 0 && keep + 12 < cap)
+		memcpy(line + keep, " <redacted>", 12);
+}
+
+static void saw_in(struct ms_net *n, const char *line)
+{
+	size_t len;
+
+	if (n->in_sasl && line[0] == '+' && (line[1] == ' ' || !line[1]))
+		return; /* SASL continuation: our next line is still secret */
+	len = strnlen(line, sizeof n->last_in - 1);
+	n->in_sasl = 0;
+	memcpy(n->last_in, line, len);
+	n->last_in[len] = '\0';
+}
+
+static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size,
+		    void *ctx)
+{
+	struct ms_net *n = ctx;
+	char line[LINE_MAX_SAVED * 2];
+	size_t len;
+
+	(void)h;
+	if (type == CURLINFO_TEXT) {
+		if (size >= 12 && memmem(data, size, "No known auth", 13))
+			n->no_mech = 1;
+		return 0;
+	}
+	if (type != CURLINFO_HEADER_IN && type != CURLINFO_HEADER_OUT)
+		return 0; /* never TLS or payload data */
+	while (size > 0) {
+		const char *nl = memchr(data, '\n', size);
+
+		len = nl ? (size_t)(nl - data) + 1 : size;
+		clean_line(line, sizeof line, data, len);
+		if (type == CURLINFO_HEADER_OUT) {
+			redact_out(n, line, sizeof line);
+			if (n->trace)
+				ms_log(MS_LOG_DEBUG, "C: %s", line);
+		} else {
+			saw_in(n, line);
+			if (n->trace)
+				ms_log(MS_LOG_DEBUG, "S: %s", line);
+		}
+		data += len;
+		size -= len;
+	}
+	return 0;
+}
+
+/* ---- connect --------------------------------------------------------- */
+
+/*
+ * SASL choice.  auto first allows PLAIN and LOGIN only (curl prefers LOGIN
+ * when both are offered); if the server offers neither, ms_net_connect
+ * retries once with "AUTH=*", which lets curl fall back to the IMAP LOGIN
+ * command or POP3 USER/PASS (common on ISP POP3 servers) and, failing
+ * those, the challenge-response mechanisms.  That is acceptable because
+ * curl only gets there after the TLS certificate was verified.
+ */
+static const char *login_options(enum ms_auth a)
+{
+	switch (a) {
+	case MS_AUTH_PLAIN:
+		return "AUTH=PLAIN";
+	case MS_AUTH_LOGIN:
+		return "AUTH=LOGIN";
+	case MS_AUTH_XOAUTH2:
+		return "AUTH=XOAUTH2";
+	case MS_AUTH_OAUTHBEARER:
+		return "AUTH=OAUTHBEARER";
+	default:
+		return "AUTH=PLAIN;AUTH=LOGIN";
+	}
+}
+
+static const char *protocols(const struct ms_account *a)
+{
+	if (a->proto == MS_PROTO_POP3)
+		return a->tls_implicit ? "pop3s" : "pop3";
+	return a->tls_implicit ? "imaps" : "imap";
+}
+
+#define SET(opt, val)                                                       \
+	do {                                                                \
+		if ((rc = curl_easy_setopt(h, opt, val)) != CURLE_OK)      \
+			goto out;                                           \
+	} while (0)
+
+static CURLcode set_options(struct ms_net *n, const struct ms_net_opts *o,
+			    const char *lopts)
+{
+	const struct ms_account *a = o->acct;
+	int oauth = a->auth == MS_AUTH_XOAUTH2 ||
+		    a->auth == MS_AUTH_OAUTHBEARER;
+	CURL *h = n->curl;
+	CURLcode rc;
+
+	SET(CURLOPT_URL, a->url);
+	SET(CURLOPT_PROTOCOLS_STR, protocols(a));
+	SET(CURLOPT_REDIR_PROTOCOLS_STR, protocols(a));
+	SET(CURLOPT_CONNECT_ONLY, 1L);
+	SET(CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (a->tls_ca_file)
+		SET(CURLOPT_CAINFO, a->tls_ca_file);
+	if (a->tls_pin)
+		SET(CURLOPT_PINNEDPUBLICKEY, a->tls_pin);
+	SET(CURLOPT_USERNAME, a->user);
+	if (oauth)
+		SET(CURLOPT_XOAUTH2_BEARER, o->secret);
+	else
+		SET(CURLOPT_PASSWORD, o->secret);
+	SET(CURLOPT_LOGIN_OPTIONS, lopts);
+	/* No FORBID_REUSE: in 7.88.1 it makes multi_done close a
+	 * CONNECT_ONLY connection, ACTIVESOCKET then reports none.  Reuse
+	 * cannot happen anyway: one handle per account, never a second
+	 * perform, and curl_easy_cleanup closes the connection. */
+	SET(CURLOPT_FRESH_CONNECT, 1L);
+	SET(CURLOPT_CONNECTTIMEOUT, (long)n->timeout);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_ERRORBUFFER, n->errbuf);
+	/* VERBOSE feeds debug_cb, which needs the server's lines for error
+	 * messages even without a trace; it logs only when n->trace. */
+	SET(CURLOPT_DEBUGFUNCTION, debug_cb);
+	SET(CURLOPT_DEBUGDATA, n);
+	SET(CURLOPT_VERBOSE, 1L);
+out:
+	return rc;
+}
+
+/* Server text of the last response line without its tag/status word. */
+static const char *server_text(const struct ms_net *n)
+{
+	const char *s = n->last_in, *w;
+	size_t l;
+
+	if (!strncmp(s, "-ERR", 4))
+		return s[4] == ' ' ? s + 5 : s + 4;
+	l = word(s, 1, &w);
+	if (word_is(w, l, "NO") || word_is(w, l, "BAD"))
+		return w[l] ? w + l + 1 : w + l;
+	return s;
+}
+
+static int is_verify_error(CURLcode rc, const char *msg)
+{
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+		return 1;
+	case CURLE_SSL_CONNECT_ERROR:
+		return strstr(msg, "certificate") || strstr(msg, "verify");
+	default:
+		return 0;
+	}
+}
+
+static int map_error(struct ms_net *n, const struct ms_account *a,
+		     CURLcode rc, struct ms_err *e)
+{
+	const char *msg = n->errbuf[0] ? n->errbuf : curl_easy_strerror(rc);
+
+	if (rc == CURLE_LOGIN_DENIED)
+		return ms_err_set(e, MS_EPERM,
+				  "authentication failed for %s at %s: %s",
+				  a->user, n->peer,
+				  n->no_mech ? "server offers no allowed "
+					       "authentication mechanism"
+				  : n->last_in[0] ? server_text(n) : msg);
+	if (is_verify_error(rc, msg))
+		return ms_err_set(e, MS_EPERM,
+				  "TLS verification of %s failed: %s", n->peer,
+				  msg);
+	switch (rc) {
+	case CURLE_USE_SSL_FAILED:
+		return ms_err_set(e, MS_EPERM,
+				  "%s refused STARTTLS/STLS: %s", n->peer,
+				  msg);
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+		return ms_err_set(e, MS_ETEMP, "cannot connect to %s: %s",
+				  n->peer, msg);
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SSL_CONNECT_ERROR:
+		return ms_err_set(e, MS_ETEMP, "connection to %s failed: %s",
+				  n->peer, msg);
+	case CURLE_OUT_OF_MEMORY:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+	case CURLE_UNKNOWN_OPTION:
+	case CURLE_NOT_BUILT_IN:
+		return ms_err_set(e, MS_EINTERNAL, "libcurl setup for %s: %s",
+				  n->peer, msg);
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return ms_err_set(e, MS_ECONFIG, "cannot use %s: %s", a->url,
+				  msg);
+	default:
+		return ms_err_set(e, MS_EPROTO, "protocol error with %s: %s",
+				  n->peer, msg);
+	}
+}
+
+/* One connect + login attempt; on failure the handle is cleaned up. */
+static CURLcode attempt(struct ms_net *n, const struct ms_net_opts *o,
+			const char *lopts)
+{
+	curl_socket_t s = CURL_SOCKET_BAD;
+	CURLcode rc;
+
+	n->errbuf[0] = n->last_in[0] = '\0';
+	n->in_sasl = n->no_mech = 0;
+	if (!(n->curl = curl_easy_init()))
+		return CURLE_OUT_OF_MEMORY;
+	rc = set_options(n, o, lopts);
+	if (rc == CURLE_OK)
+		rc = curl_easy_perform(n->curl);
+	if (rc == CURLE_OK)
+		rc = curl_easy_getinfo(n->curl, CURLINFO_ACTIVESOCKET, &s);
+	if (rc == CURLE_OK && s == CURL_SOCKET_BAD)
+		rc = CURLE_GOT_NOTHING;
+	/* libcurl's copies of the secret are not needed any more */
+	curl_easy_setopt(n->curl, CURLOPT_PASSWORD, NULL);
+	curl_easy_setopt(n->curl, CURLOPT_XOAUTH2_BEARER, NULL);
+	if (rc != CURLE_OK) {
+		curl_easy_cleanup(n->curl);
+		n->curl = NULL;
+		return rc;
+	}
+	curl_easy_setopt(n->curl, CURLOPT_VERBOSE, 0L);
+	n->fd = (int)s;
+	return CURLE_OK;
+}
+
+int ms_net_connect(struct ms_net **out, const struct ms_net_opts *o,
+		   struct ms_err *e)
+{
+	const struct ms_account *a = o->acct;
+	struct ms_net *n;
+	CURLcode rc;
+	int ret = 0;
+
+	*out = NULL;
+	if (!(n = calloc(1, sizeof *n)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	n->fd = -1;
+	n->timeout = a->timeout ? a->timeout : 60;
+	n->trace = o->trace && ms_log_enabled(MS_LOG_DEBUG);
+	snprintf(n->peer, sizeof n->peer, "%s:%d", a->host, a->port);
+	rc = attempt(n, o, login_options(a->auth));
+	if (rc == CURLE_LOGIN_DENIED && n->no_mech && a->auth == MS_AUTH_AUTO) {
+		ms_log(MS_LOG_INFO, "%s offers neither AUTH=PLAIN nor "
+		       "AUTH=LOGIN, retrying with the server's login", n->peer);
+		rc = attempt(n, o, "AUTH=*");
+	}
+	if (rc != CURLE_OK) {
+		ret = map_error(n, a, rc, e);
+		free(n);
+		return ret;
+	}
+	*out = n;
+	return 0;
+}
+
+/* ---- send / receive ------------------------------------------------- */
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for ev or the deadline passes. */
+static int wait_fd(struct ms_net *n, short ev, long long deadline,
+		   struct ms_err *e)
+{
+	struct pollfd p = { .fd = n->fd, .events = ev };
+	long long left;
+	int r;
+
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return ms_err_set(e, MS_ETEMP, "timeout after %u s",
+					  n->timeout);
+		r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return ms_err_sys(e, MS_ETEMP, errno, "poll on %s",
+					  n->peer);
+	}
+}
+
+static int lost(struct ms_net *n, const char *what, struct ms_err *e)
+{
+	ms_err_set(e, MS_ETEMP, "connection to %s lost: %s", n->peer, what);
+	e->scope = MS_SCOPE_ACCOUNT;
+	return MS_ETEMP;
+}
+
+/* One non-blocking write; *done bytes; 1 = would block. */
+static int send_some(struct ms_net *n, const char *p, size_t len,
+		     size_t *done, struct ms_err *e)
+{
+	CURLcode rc;
+	ssize_t w;
+
+	*done = 0;
+	if (n->curl) {
+		rc = curl_easy_send(n->curl, p, len, done);
+		if (rc == CURLE_AGAIN)
+			return 1;
+		if (rc != CURLE_OK)
+			return lost(n, curl_easy_strerror(rc), e);
+		return 0;
+	}
+	w = send(n->fd, p, len, MSG_NOSIGNAL);
+	if (w < 0 && errno == ENOTSOCK)
+		w = write(n->fd, p, len);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		      errno == EINTR))
+		return 1;
+	if (w < 0)
+		return lost(n, strerror(errno), e);
+	*done = (size_t)w;
+	return 0;
+}
+
+int ms_net_send(struct ms_net *n, const void *p, size_t len, struct ms_err *e)
+{
+	long long deadline = now_ms() + (long long)n->timeout * 1000;
+	const char *s = p;
+	size_t done;
+	int r;
+
+	while (len > 0) {
+		r = send_some(n, s, len, &done, e);
+		if (r < 0)
+			return r;
+		if (done > 0) {
+			s += done;
+			len -= done;
+			deadline = now_ms() + (long long)n->timeout * 1000;
+			continue;
+		}
+		if ((r = wait_fd(n, POLLOUT, deadline, e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One non-blocking read; 1 = would block, 0 with *got == 0 = EOF. */
+static int recv_some(struct ms_net *n, void *p, size_t cap, size_t *got,
+		     struct ms_err *e)
+{
+	CURLcode rc;
+	ssize_t r;
+
+	*got = 0;
+	if (n->curl) {
+		rc = curl_easy_recv(n->curl, p, cap, got);
+		if (rc == CURLE_AGAIN)
+			return 1;
+		if (rc != CURLE_OK)
+			return lost(n, curl_easy_strerror(rc), e);
+		return 0;
+	}
+	r = read(n->fd, p, cap);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		      errno == EINTR))
+		return 1;
+	if (r < 0)
+		return lost(n, strerror(errno), e);
+	*got = (size_t)r;
+	return 0;
+}
+
+int ms_net_recv(struct ms_net *n, void *p, size_t cap, size_t *got,
+		struct ms_err *e)
+{
+	long long deadline = now_ms() + (long long)n->timeout * 1000;
+	int r;
+
+	*got = 0;
+	if (cap == 0)
+		return ms_err_set(e, MS_EINTERNAL, "ms_net_recv: no room");
+	for (;;) {
+		/* read first: TLS may hold decrypted bytes already */
+		r = recv_some(n, p, cap, got, e);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			if (*got > 0)
+				return 0;
+			ms_err_set(e, MS_ETEMP, "connection closed by server");
+			e->scope = MS_SCOPE_ACCOUNT;
+			return MS_ETEMP;
+		}
+		if ((r = wait_fd(n, POLLIN, deadline, e)) < 0)
+			return r;
+	}
+}
+
+/* ---- plain fd, peer, close ------------------------------------------ */
+
+int ms_net_from_fd(struct ms_net **out, int fd, unsigned timeout,
+		   struct ms_err *e)
+{
+	struct ms_net *n;
+	int fl;
+
+	*out = NULL;
+	if (!(n = calloc(1, sizeof *n))) {
+		close(fd);
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		ms_err_sys(e, MS_EINTERNAL, errno, "fcntl on fd %d", fd);
+		close(fd);
+		free(n);
+		return MS_EINTERNAL;
+	}
+	n->fd = fd;
+	n->timeout = timeout ? timeout : 60;
+	snprintf(n->peer, sizeof n->peer, "fd %d", fd);
+	*out = n;
+	return 0;
+}
+
+const char *ms_net_peer(const struct ms_net *n)
+{
+	return n ? n->peer : "?";
+}
+
+void ms_net_close(struct ms_net *n)
+{
+	if (!n)
+		return;
+	if (n->curl)
+		curl_easy_cleanup(n->curl);
+	else if (n->fd >= 0)
+		close(n->fd);
+	free(n);
+}
