@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# POP3S against a real Dovecot: exact bytes into Maildir and mbox, keep mode
+# is a no-op the second time, delete mode removes exactly what was stored.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/assert.sh"
+. "$here/../lib/dovecot.sh"
+. "$here/../lib/verify.sh"
+t_setup
+dovecot_start
+U=$DV_USER
+
+crlf_msg "$T/p1" "Subject: dots" "Message-ID: <p1@x>" "" "." ".." "...x" ".leading" "From me" ">From you" ">>From them" "From"
+crlf_msg "$T/p2" ".Subject-less first line starting with a dot" "Message-ID: <p2@x>" "" "body"
+printf 'Subject: no final newline\r\nMessage-ID: <p3@x>\r\n\r\nlast' >"$T/p3"
+printf 'Subject: bare LF\r\nMessage-ID: <p4@x>\r\n\r\na\nb\r\n.\nc\r\n' >"$T/p4"
+files=("$T/p1" "$T/p2" "$T/p3" "$T/p4")
+for i in $(seq 1 120); do
+	crlf_msg "$T/g$i" "Subject: bulk $i" "Message-ID: <g$i@x>" "" "line $i" "." "end"
+	files+=("$T/g$i")
+done
+dv_seed $U INBOX "${files[@]}"
+n=${#files[@]}
+server_hashes() { for u in $(dv_uids $U INBOX); do dv_body $U INBOX $u | crlf_to_lf | sha256sum; done | sort; }
+want=$(server_hashes)
+
+# --- keep into Maildir ---
+M=$T/Mail
+ms_write_config "$T/keep.ini" pk pop3s "maildir:$M"
+dv_rawlog_clear $U
+run_ms -c "$T/keep.ini"
+assert_eq "$RC" 0 "POP3 keep run exits 0"
+assert_eq "$ERR$OUT" "" "POP3 keep run prints nothing"
+assert_eq "$(md_count "$M/INBOX")" "$n" "all $n messages stored"
+got=$(for f in "$M"/INBOX/new/* "$M"/INBOX/cur/*; do [ -f "$f" ] && sha256sum <"$f"; done | sort)
+assert_eq "$got" "$want" "POP3 into Maildir: byte-identical (dot-unstuffed once)"
+assert_eq "$(dv_count $U INBOX)" "$n" "keep: server still has all"
+assert_match "$(ls "$M/INBOX/new" | head -1)" ',P=[0-9A-F]+$' "identity (UIDL) in the file name"
+dv_rawlog_clear $U
+run_ms -c "$T/keep.ini"
+assert_eq "$RC$ERR" 0 "second keep run exits 0 silently"
+assert_eq "$(dv_commands $U | grep -Ec '^(RETR|DELE)')" 0 "second keep run: no RETR, no DELE"
+assert_eq "$(md_count "$M/INBOX")" "$n" "second keep run: no duplicate"
+
+# --- lost state: rebuilt from the Maildir names ---
+rm -rf "$T/state"
+dv_rawlog_clear $U
+run_ms -c "$T/keep.ini"
+assert_eq "$RC" 0 "lost state run exits 0"
+assert_eq "$(dv_commands $U | grep -Ec '^RETR')" 0 "lost state: nothing downloaded again"
+
+# --- delete into mbox ---
+ms_write_config "$T/del.ini" pd pop3s "mbox:$T/inbox.mbox" policy=delete
+dv_rawlog_clear $U
+run_ms -c "$T/del.ini"
+assert_eq "$RC$ERR" 0 "POP3 delete run into mbox exits 0 silently"
+assert_eq "$(dv_count $U INBOX)" 0 "delete: server emptied"
+mkdir -p "$T/split"
+cnt=$(python3 "$here/../lib/mboxrd_split.py" "$T/inbox.mbox" "$T/split")
+assert_eq "$cnt" "$n" "mbox holds $n messages (mboxrd reader)"
+got=$(for f in "$T"/split/*; do sha256sum <"$f"; done | sort)
+assert_eq "$got" "$want" "mbox messages byte-identical after mboxrd un-quoting"
+cmds=$(dv_commands $U)
+assert_eq "$(grep -c '^DELE' <<<"$cmds")" "$n" "one DELE per stored message"
+assert_match "$(tail -1 <<<"$cmds")" '^QUIT' "QUIT commits"
+assert_eq "$(stat -c %a "$T/inbox.mbox")" 600 "mbox created 0600"
+
+# --- more mail arrives: appended, nothing re-fetched ---
+dv_seed $U INBOX "$T/p1"
+run_ms -c "$T/del.ini"
+assert_eq "$RC$ERR" 0 "second delete run exits 0"
+assert_eq "$(python3 "$here/../lib/mboxrd_split.py" "$T/inbox.mbox" "$T/split2")" "$((n + 1))" "one message appended"
+assert_eq "$(dv_count $U INBOX)" 0 "and deleted on the server"
+t_done
