@@ -18,11 +18,23 @@
 
 #define MS_VERSION "0.1.0"
 
+/* Progress of one folder's fetch, reported after every message. */
+struct ms_progress {
+	const char *account;
+	const char *folder;
+	unsigned long done;           /* messages fetched so far */
+	unsigned long total;          /* messages to fetch in this folder */
+	unsigned long long bytes;     /* bytes fetched so far */
+};
+typedef void (*ms_progress_cb)(void *ctx, const struct ms_progress *p);
+
 struct ms_run_opts {
 	int dry_run;                  /* no server change, no local write */
 	int progress;                 /* progress line (stderr is a TTY) */
 	volatile sig_atomic_t *stop;  /* set by SIGINT/SIGTERM: finish the
 				       * current message, commit, stop */
+	ms_progress_cb progress_cb;   /* optional; called from the engine */
+	void *progress_ctx;
 };
 
 struct ms_stats {

@@ -101,6 +101,13 @@ static int sink_end(void *ctx, const struct ms_msg *m, struct ms_err *e)
 	if (rc < 0)
 		return rc;
 	fr->chunk_bytes += fr->cur_len;
+	fr->done++;
+	fr->done_bytes += fr->cur_len;
+	if (fr->ar->o->progress_cb) {
+		struct ms_progress pr = { fr->ar->a->name, fr->local, fr->done,
+					  fr->total, fr->done_bytes };
+		fr->ar->o->progress_cb(fr->ar->o->progress_ctx, &pr);
+	}
 	if (ms_sync_stopped(fr)) {
 		rc = ms_err_set(e, MS_ETEMP, "interrupted by signal");
 		e->scope = MS_SCOPE_ACCOUNT;

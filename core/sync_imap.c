@@ -115,6 +115,7 @@ static int fetch_new(struct imap_plan *p, struct ms_err *e)
 	int rc = 0;
 
 	qsort(p->newv, p->nnew, sizeof *p->newv, cmp_u32);
+	fr->total = p->nnew;
 	if (!(p->v = calloc(BATCH, sizeof *p->v)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	for (size_t i = 0; i < p->nnew && rc == 0; i += BATCH) {

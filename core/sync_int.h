@@ -49,6 +49,8 @@ struct ms_folder_run {
 	void *hook_ctx;              /* for on_durable */
 
 	unsigned long fetched, deleted, rebuilt;
+	unsigned long done, total;   /* progress: finished / planned */
+	unsigned long long done_bytes;
 	unsigned long would_fetch, would_delete;
 	unsigned long long would_bytes;
 	int no_delete;               /* identity in doubt: no deletion */

@@ -160,6 +160,7 @@ static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 		fr->hook_ctx = p;
 		fr->on_durable = on_durable_no_uidl;
 	}
+	fr->total = p->ntodo;
 	if (!fr->ar->o->dry_run &&
 	    (rc = ms_sync_fetch(fr, p->todo, p->ntodo, e)) < 0)
 		return rc;
