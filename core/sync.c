@@ -305,6 +305,8 @@ int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
 	ms_state_set_header(fr->state, fr->fs.uidvalidity, fr->fs.uidnext,
 			    fr->fs.highestmodseq);
 	if (fr->ar->o->dry_run)
+		fr->ar->st->would_fetch += fr->would_fetch;
+	if (fr->ar->o->dry_run)
 		ms_log(MS_LOG_INFO, "%s: %s: would fetch %lu (%llu bytes), "
 		       "would delete %lu", a->name, fr->local, fr->would_fetch,
 		       fr->would_bytes, fr->would_delete);

@@ -168,7 +168,6 @@ static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 	plan_deletes(p);
 	if (fr->ar->o->dry_run) {
 		fr->would_delete = p->ndel;
-		fr->ar->st->would_fetch += fr->would_fetch;
 	}
 	if ((rc = ms_sync_remove(fr, p->del, p->ndel, e)) < 0)
 		return rc;
