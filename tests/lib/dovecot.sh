@@ -141,6 +141,8 @@ last_valid_uid = 0
 first_valid_gid = 1
 mail_location = maildir:~/Maildir:LAYOUT=fs
 pop3_uidl_format = %08Xu%08Xv
+# "dovecot-INSTANCE/imap [alice 127.0.0.1]": dv_commands waits for these to end
+verbose_proctitle = yes
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%n $DV_DIR/users
@@ -312,8 +314,17 @@ if not d.startswith(b"text:\n"):
 sys.stdout.buffer.write(re.sub(rb"(?<!\r)\n", b"\r\n", d[6:]))'
 }
 
+# Waits (up to 3 s) until U has no imap/pop3 process left, so that the
+# rawlog is complete.
 dv_commands() {
-	local f
+	local f i master
+	master=$(cat "$DV_DIR/run/master.pid" 2>/dev/null)
+	for ((i = 0; i < 30; i++)); do
+		[ -n "$master" ] || break
+		pgrep -P "$master" -f "^dovecot[^/]*/(imap|pop3) \\[$1 " \
+			>/dev/null || break
+		sleep 0.1
+	done
 	for f in "$DV_RAWLOG/$1"/*.in; do
 		[ -f "$f" ] && tr -d '\r' <"$f" | sed -E 's/^[0-9]+\.[0-9]+ //'
 	done
