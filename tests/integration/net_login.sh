@@ -60,6 +60,24 @@ assert_match "$ERR" "cannot connect to 127.0.0.1:$port" "closed port: says so"
 assert_no_match "$(dv_commands "$DV_USER")" "STORE|EXPUNGE|DELE|SELECT" \
 	"check sends no STORE/EXPUNGE/DELE/SELECT"
 
+# A server offering only CRAM-MD5: auto falls back to the server's choice,
+# an explicit auth=plain refuses (exit 77).  Own Dovecot, in a subshell.
+(
+	DV_EXTRA_CONF='auth_mechanisms = cram-md5'
+	dovecot_start || { not_ok "cram-md5 dovecot starts"; exit 1; }
+	check_login cram-auto 0 imaps
+	check_login cram-plain 77 imaps auth=plain
+	assert_match "$ERR" "no allowed authentication mechanism" \
+		"auth=plain against CRAM-MD5 only: says so"
+	if [ -x "$UNITDIR/test_net" ]; then
+		DV_FALLBACK=1 "$UNITDIR/test_net" | grep -c '^not ok' |
+			grep -qx 0 && ok "test_net fallback part" ||
+			not_ok "test_net fallback part"
+	fi
+	echo "T_N=$T_N T_FAIL=$T_FAIL" >"$T/sub.counts"
+)
+[ -f "$T/sub.counts" ] && . "$T/sub.counts"
+
 # net.c itself against this server (TAP lines are counted with ours)
 if [ -x "$UNITDIR/test_net" ]; then
 	"$UNITDIR/test_net" | sed -n '/^ok \|^not ok \|^#/p' |

@@ -1,4 +1,5 @@
 # tests/lib/dovecot.sh: a private Dovecot for one test run (bash; sourced).
+# shellcheck shell=bash disable=SC2016
 #
 # Each test script that sources this file gets its own Dovecot on 127.0.0.1
 # with ports picked at run time, its own base_dir/config/log under a temp dir,
@@ -34,6 +35,9 @@
 #                        write a 0600 mailsync config for this server;
 #                        PROTO imaps|imap|pop3s|pop3, STORE maildir:P|mbox:P
 #
+# Set DV_EXTRA_CONF (lines of dovecot.conf) before dovecot_start to add or
+# override settings, e.g. DV_EXTRA_CONF='auth_mechanisms = cram-md5'.
+#
 # Command log: Dovecot's rawlog_dir (set in the userdb) records every byte
 # of every post-login session in $DV_DIR/rawlog/USER/*.in/.out.  The login
 # phase itself is not recorded (it holds the password anyway).
@@ -54,12 +58,18 @@ ms_cleanup_run() {
 	MS_CLEANUP=()
 }
 
+MS_CLEANUP_PID=
+
+# In a subshell the parent's list is not ours to run: start a new one.
 ms_cleanup_add() {
-	if [ ${#MS_CLEANUP[@]} -eq 0 ]; then
+	if [ "$MS_CLEANUP_PID" != "$BASHPID" ]; then
+		MS_CLEANUP=()
+		MS_CLEANUP_PID=$BASHPID
 		# keep a trap installed before us (if any) running too
 		local prev
 		prev=$(trap -p EXIT | sed -e "s/^trap -- '//" -e "s/' EXIT\$//")
-		[ -n "$prev" ] && MS_CLEANUP+=("$prev")
+		[ -n "$prev" ] && [ "$prev" != ms_cleanup_run ] &&
+			MS_CLEANUP+=("$prev")
 		trap 'ms_cleanup_run' EXIT
 		trap 'exit 130' INT
 		trap 'exit 143' TERM
@@ -185,6 +195,7 @@ service imap-urlauth-login {
     port = 0
   }
 }
+${DV_EXTRA_CONF:-}
 EOF
 }
 
@@ -203,7 +214,7 @@ dv_write_users() {
 }
 
 dovecot_start() {
-	local try ports
+	local try
 	if [ "$(id -u)" != 0 ]; then
 		echo "dovecot.sh: must run as root" >&2
 		return 1
@@ -220,6 +231,7 @@ dovecot_start() {
 	export DV_PIN
 	dv_write_users
 	for try in 1 2 3; do
+		[ "$try" -gt 1 ] && echo "dovecot.sh: retry $try" >>"$DV_DIR/start.log"
 		read -r DV_IMAPS_PORT DV_IMAP_PORT DV_POP3S_PORT DV_POP3_PORT \
 			< <(dv_free_ports 4)
 		export DV_IMAPS_PORT DV_IMAP_PORT DV_POP3S_PORT DV_POP3_PORT
@@ -243,7 +255,10 @@ dovecot_stop() {
 	local pidf="$DV_DIR/run/master.pid" pid i
 	[ -n "${DV_DIR:-}" ] && [ -f "$pidf" ] || return 0
 	pid=$(cat "$pidf")
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null || { rm -f "$pidf"; return 0; }
+	if [ -z "$pid" ] || ! kill "$pid" 2>/dev/null; then
+		rm -f "$pidf"
+		return 0
+	fi
 	for ((i = 0; i < 100; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1

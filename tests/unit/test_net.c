@@ -376,6 +376,34 @@ static void test_trace(void)
 		fputs(trace, stdout);
 }
 
+/* Server offers only CRAM-MD5 (DV_FALLBACK=1 from net_login.sh): auto
+ * retries with the server's own choice; an explicit mechanism fails. */
+static void test_fallback(void)
+{
+	static const char *const schemes[][2] = {
+		{ "imaps", "DV_IMAPS_PORT" }, { "pop3s", "DV_POP3S_PORT" },
+	};
+	struct ms_account a;
+	struct ms_net_opts o = { .acct = &a, .secret = getenv("DV_PASS") };
+	struct ms_net *n = NULL;
+	struct ms_err e;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		account(&a, schemes[i][0], atoi(getenv(schemes[i][1])));
+		T_EQ_INT(ms_net_connect(&n, &o, &e), 0,
+			 "fallback: auto logs in without PLAIN/LOGIN");
+		ms_net_close(n);
+		n = NULL;
+		a.auth = MS_AUTH_PLAIN;
+		T_EQ_INT(ms_net_connect(&n, &o, &e), MS_EPERM,
+			 "fallback: auth=plain refused");
+		T_OK(strstr(e.msg, "server offers no allowed authentication "
+			    "mechanism") != NULL, "fallback: message");
+		printf("#   %s\n", e.msg);
+	}
+}
+
 int main(void)
 {
 	struct ms_err e;
@@ -386,7 +414,9 @@ int main(void)
 	test_closed_port();
 	test_no_starttls(0);
 	test_no_starttls(1);
-	if (getenv("DV_IMAPS_PORT")) {
+	if (getenv("DV_FALLBACK")) {
+		test_fallback();
+	} else if (getenv("DV_IMAPS_PORT")) {
 		test_dovecot();
 		test_trace();
 	} else {
