@@ -1,0 +1,996 @@
+/*
+ * imap.c: the IMAP source (ms_imap_source): session, commands, folders,
+ * SEARCH, STORE/EXPUNGE.  Pipelined FETCH lives in imap_fetch.c.
+ *
+ * libcurl has logged in (CONNECT_ONLY); from then on we speak IMAP
+ * ourselves with "m<n>" tags, which never collide with libcurl's.  Every
+ * byte from the server goes through the streaming tokenizer
+ * (imap_parse.c), so untagged data is always data and never mistaken for
+ * an answer, and literals are never buffered whole.  Any transport or
+ * parse error marks the connection dead (account scope).
+ */
+#include "imap_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "net.h"
+
+#define MAX_FOLDERS 100000ul
+#define MAX_SEARCH 10000000ul
+#define SEARCH_MAX_LINE ((size_t)256 << 20)
+#define SEARCH_MAX_TOKEN ((size_t)128 << 20)
+#define REMOVE_CHUNK 1000
+
+static const char *folder_of(const struct ms_source *s)
+{
+	return s->folder ? s->folder : "(no folder)";
+}
+
+int imap_fatal(struct ms_source *s, int rc, struct ms_err *e)
+{
+	s->dead = 1;
+	if (e && rc < 0 && (!e->scope || e->scope < MS_SCOPE_ACCOUNT))
+		e->scope = MS_SCOPE_ACCOUNT;
+	if (e && rc < 0 && ms_log_enabled(MS_LOG_DEBUG))
+		ms_log(MS_LOG_DEBUG, "IMAP error: %s", e->msg);
+	return rc;
+}
+
+int imap_usable(struct ms_source *s, int need_selected, struct ms_err *e)
+{
+	if (s->dead)
+		return imap_fatal(s, ms_err_set(e, MS_ETEMP,
+			"IMAP connection unusable after an earlier error"), e);
+	if (need_selected && !s->selected)
+		return ms_err_set(e, MS_EINTERNAL, "IMAP: no folder selected");
+	return 0;
+}
+
+int imap_tok(struct ms_source *s, struct ms_imap_tok *t, struct ms_err *e)
+{
+	size_t used, got;
+	int rc;
+
+	for (;;) {
+		rc = ms_imap_parse_next(&s->p, s->rbuf + s->rpos,
+					s->rlen - s->rpos, &used, t, e);
+		s->rpos += used;
+		if (rc < 0)
+			return imap_fatal(s, rc, e);
+		if (rc > 0)
+			break;
+		s->rpos = s->rlen = 0;
+		rc = ms_net_recv(s->net, s->rbuf, IMAP_RBUF, &got, e);
+		if (rc < 0)
+			return imap_fatal(s, rc, e);
+		s->rlen = got;
+	}
+	if (t->type == MS_IMAP_T_END && ms_log_enabled(MS_LOG_DEBUG))
+		ms_log(MS_LOG_DEBUG, "S: %s", ms_imap_parse_excerpt(&s->p));
+	return 0;
+}
+
+static int status_of(const char *a)
+{
+	if (!strcasecmp(a, "OK"))
+		return IMAP_OK;
+	if (!strcasecmp(a, "NO"))
+		return IMAP_NO;
+	if (!strcasecmp(a, "BAD"))
+		return IMAP_BAD;
+	if (!strcasecmp(a, "BYE"))
+		return IMAP_BYE;
+	if (!strcasecmp(a, "PREAUTH"))
+		return IMAP_PREAUTH;
+	return 0;
+}
+
+/* [code] text CRLF of a status response. */
+static int read_resp_text(struct ms_source *s, struct imap_resp *r,
+			  struct ms_err *e)
+{
+	struct ms_imap_tok t;
+	int rc;
+
+	ms_buf_reset(&s->code);
+	ms_buf_reset(&s->text);
+	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END) {
+		struct ms_buf *b = t.type == MS_IMAP_T_CODE ? &s->code
+							    : &s->text;
+		if ((rc = ms_buf_add(b, t.s, t.n, e)))
+			return imap_fatal(s, rc, e);
+	}
+	r->done = 1;
+	return rc;
+}
+
+static unsigned our_tag(const char *tag)
+{
+	char *end;
+	unsigned long v;
+
+	if (tag[0] != 'm' || !isdigit((unsigned char)tag[1]))
+		return 0;
+	v = strtoul(tag + 1, &end, 10);
+	return *end || v > 0xffffffffu ? 0 : (unsigned)v;
+}
+
+int imap_resp(struct ms_source *s, struct imap_resp *r, struct ms_err *e)
+{
+	struct ms_imap_tok t;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	if ((rc = imap_tok(s, &t, e)))
+		return rc;
+	if (t.type != MS_IMAP_T_START) /* cannot happen: parser invariant */
+		return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+			"IMAP: response does not start with a tag"), e);
+	r->kind = t.kind;
+	if (r->kind == MS_IMAP_TAGGED)
+		r->tag = our_tag(t.s);
+	if (r->kind == MS_IMAP_CONTINUE)
+		return read_resp_text(s, r, e);
+	if ((rc = imap_tok(s, &t, e)))
+		return rc;
+	if (t.type == MS_IMAP_T_NUMBER && r->kind == MS_IMAP_UNTAGGED) {
+		r->has_num = 1;
+		r->num = t.num;
+		if ((rc = imap_tok(s, &t, e)))
+			return rc;
+	}
+	if (t.type == MS_IMAP_T_END) {
+		r->done = 1;
+		return 0;
+	}
+	if (t.type == MS_IMAP_T_ATOM && t.n < sizeof r->name) {
+		size_t i;
+		for (i = 0; i < t.n; i++)
+			r->name[i] = (char)toupper((unsigned char)t.s[i]);
+		r->name[t.n] = '\0';
+	}
+	r->status = r->has_num ? 0 : status_of(r->name);
+	if (r->status)
+		return read_resp_text(s, r, e);
+	return 0;
+}
+
+int imap_skip(struct ms_source *s, struct imap_resp *r, struct ms_err *e)
+{
+	struct ms_imap_tok t;
+	int rc = 0;
+
+	while (!r->done && !(rc = imap_tok(s, &t, e)))
+		r->done = t.type == MS_IMAP_T_END;
+	return rc;
+}
+
+static void sanitize_buf(char *dst, size_t cap, const struct ms_buf *b)
+{
+	ms_imap_sanitize(dst, cap, b->s, b->len);
+}
+
+int imap_untagged(struct ms_source *s, struct imap_resp *r,
+		  struct ms_err *e)
+{
+	char code[200], text[400];
+
+	if (r->status) {
+		sanitize_buf(code, sizeof code, &s->code);
+		sanitize_buf(text, sizeof text, &s->text);
+	}
+	if (r->status == IMAP_BYE && !s->in_logout)
+		return imap_fatal(s, ms_err_set(e, MS_ETEMP,
+			"IMAP server closed the session: BYE %s%s%s%s",
+			code[0] ? "[" : "", code, code[0] ? "] " : "", text),
+			e);
+	if (r->status && !strncasecmp(s->code.s, "ALERT", 5))
+		ms_log(MS_LOG_WARN, "IMAP server alert: %s", text);
+	else if (r->status == IMAP_NO || r->status == IMAP_BAD)
+		ms_log(MS_LOG_INFO, "IMAP server warning: %s%s%s%s",
+		       code[0] ? "[" : "", code, code[0] ? "] " : "", text);
+	if (r->has_num && !strcmp(r->name, "EXISTS"))
+		s->exists = r->num > 0xffffffffu ? 0xffffffffu
+						  : (uint32_t)r->num;
+	else if (r->has_num && !strcmp(r->name, "EXPUNGE") && s->exists)
+		s->exists--;
+	return imap_skip(s, r, e);
+}
+
+int imap_queue(struct ms_source *s, const char *line, unsigned *tag,
+	       struct ms_err *e)
+{
+	size_t start = s->out.len;
+	int rc;
+
+	*tag = ++s->tagn;
+	rc = ms_buf_addf(&s->out, e, "m%u %s\r\n", *tag, line);
+	if (rc)
+		return rc;
+	if (ms_log_enabled(MS_LOG_DEBUG)) {
+		char tr[600];
+		ms_imap_sanitize(tr, sizeof tr, s->out.s + start,
+				 s->out.len - start - 2);
+		ms_log(MS_LOG_DEBUG, "C: %s", tr);
+	}
+	return 0;
+}
+
+int imap_flush(struct ms_source *s, struct ms_err *e)
+{
+	int rc = 0;
+
+	if (s->out.len)
+		rc = ms_net_send(s->net, s->out.s, s->out.len, e);
+	ms_buf_reset(&s->out);
+	return rc ? imap_fatal(s, rc, e) : 0;
+}
+
+/* NO with one of these codes is worth retrying later (RFC 5530). */
+static int temporary_code(const char *c)
+{
+	static const char *const tmp[] = { "UNAVAILABLE", "LIMIT", "INUSE",
+					   "SERVERBUG", "OVERQUOTA" };
+	size_t i, n;
+
+	for (i = 0; i < sizeof tmp / sizeof tmp[0]; i++) {
+		n = strlen(tmp[i]);
+		if (!strncasecmp(c, tmp[i], n) && (!c[n] || c[n] == ' '))
+			return 1;
+	}
+	return 0;
+}
+
+int imap_cmd_error(struct ms_source *s, const struct imap_resp *r,
+		   const char *what, struct ms_err *e)
+{
+	char code[200], text[400];
+	int rc = MS_EPROTO;
+
+	sanitize_buf(code, sizeof code, &s->code);
+	sanitize_buf(text, sizeof text, &s->text);
+	if (r->status == IMAP_NO && temporary_code(s->code.s))
+		rc = MS_ETEMP;
+	ms_err_set(e, rc, "%s: %s failed: %s %s%s%s%s", folder_of(s), what,
+		   r->status == IMAP_NO ? "NO" : "BAD", code[0] ? "[" : "",
+		   code, code[0] ? "] " : "", text);
+	if (rc == MS_ETEMP)
+		e->scope = MS_SCOPE_FOLDER; /* the connection is still fine */
+	return rc;
+}
+
+typedef int (*untagged_fn)(struct ms_source *s, struct imap_resp *r,
+			   void *ctx, struct ms_err *e);
+
+/* Send one command and read until its tagged answer.  fn sees every
+ * untagged response first (returns 1 when it consumed it). */
+static int run_cmd(struct ms_source *s, const char *line, const char *what,
+		   untagged_fn fn, void *ctx, unsigned long max_untagged,
+		   struct ms_err *e)
+{
+	struct imap_resp r;
+	unsigned tag;
+	unsigned long n = 0;
+	int rc;
+
+	if ((rc = imap_queue(s, line, &tag, e)) || (rc = imap_flush(s, e)))
+		return rc;
+	for (;;) {
+		if ((rc = imap_resp(s, &r, e)))
+			return rc;
+		if (r.kind == MS_IMAP_TAGGED) {
+			if (r.tag != tag)
+				return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+					"IMAP: unexpected tagged response "
+					"\"%s\" to %s", s->p.ex, what), e);
+			if (r.status == IMAP_OK)
+				return 0;
+			return imap_cmd_error(s, &r, what, e);
+		}
+		if (r.kind == MS_IMAP_CONTINUE)
+			return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+				"IMAP: unexpected continuation to %s", what),
+				e);
+		if (++n > max_untagged)
+			return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+				"IMAP: more than %lu responses to %s",
+				max_untagged, what), e);
+		rc = fn ? fn(s, &r, ctx, e) : 0;
+		if (rc < 0)
+			return rc;
+		if (!rc && (rc = imap_untagged(s, &r, e)))
+			return rc;
+	}
+}
+
+/* ---- open / CAPABILITY ---- */
+
+static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
+		  struct ms_err *e)
+{
+	static const struct { const char *n; unsigned bit; } caps[] = {
+		{ "IMAP4rev1", IMAP_CAP_IMAP4REV1 },
+		{ "UIDPLUS", IMAP_CAP_UIDPLUS },
+		{ "ESEARCH", IMAP_CAP_ESEARCH },
+		{ "CONDSTORE", IMAP_CAP_CONDSTORE },
+		{ "QRESYNC", IMAP_CAP_QRESYNC },
+		{ "LITERAL+", IMAP_CAP_LITERALPLUS },
+		{ "ENABLE", IMAP_CAP_ENABLE },
+		{ "ID", IMAP_CAP_ID },
+		{ "SPECIAL-USE", IMAP_CAP_SPECIALUSE },
+		{ "LIST-STATUS", IMAP_CAP_LISTSTATUS },
+	};
+	struct ms_imap_tok t;
+	size_t i;
+	int rc;
+
+	(void)ctx;
+	if (r->has_num || strcmp(r->name, "CAPABILITY"))
+		return 0;
+	s->caps = 0;
+	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END) {
+		if (t.type != MS_IMAP_T_ATOM)
+			continue;
+		for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
+			if (!strcasecmp(t.s, caps[i].n))
+				s->caps |= caps[i].bit;
+	}
+	r->done = 1;
+	return rc ? rc : 1;
+}
+
+static int imap_open(struct ms_source **out, struct ms_net *net,
+		     const struct ms_account *a, struct ms_err *e)
+{
+	struct ms_source *s;
+	int rc;
+
+	*out = NULL;
+	if (!(s = calloc(1, sizeof *s)) || !(s->rbuf = malloc(IMAP_RBUF))) {
+		free(s);
+		ms_net_close(net);
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	}
+	s->net = net;
+	s->acct = a;
+	ms_imap_parse_init(&s->p);
+	if (ms_log_enabled(MS_LOG_DEBUG))
+		s->p.excerpt_max = MS_IMAP_EXCERPT_MAX;
+	ms_buf_init(&s->out, 0);
+	ms_buf_init(&s->code, 0);
+	ms_buf_init(&s->text, 0);
+	rc = run_cmd(s, "CAPABILITY", "CAPABILITY", cap_fn, NULL,
+		     IMAP_MAX_UNTAGGED, e);
+	if (!rc && !(s->caps & IMAP_CAP_IMAP4REV1))
+		ms_log(MS_LOG_WARN, "IMAP server does not announce IMAP4rev1");
+	if (rc) {
+		e->scope = MS_SCOPE_ACCOUNT;
+		s->dead = 1;
+		ms_imap_source.close(s, 0, NULL);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* ---- LIST ---- */
+
+struct list_ctx {
+	ms_folder_cb cb;
+	void *ctx;
+	unsigned long n;
+	int cbrc;
+	struct ms_err cberr;
+	struct ms_buf name;
+};
+
+static int list_attrs(struct ms_source *s, unsigned *attrs, struct ms_err *e)
+{
+	struct ms_imap_tok t;
+	int rc;
+
+	if ((rc = imap_tok(s, &t, e)))
+		return rc;
+	if (t.type != MS_IMAP_T_LPAREN)
+		return -1;
+	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_RPAREN) {
+		if (t.type != MS_IMAP_T_ATOM)
+			return -1;
+		if (!strcasecmp(t.s, "\\Noselect") ||
+		    !strcasecmp(t.s, "\\NonExistent"))
+			*attrs |= MS_FOLDER_NOSELECT;
+	}
+	return rc;
+}
+
+/* The mailbox name: atom, number, quoted or literal (collected). */
+static int list_name(struct ms_source *s, struct ms_buf *b, struct ms_err *e)
+{
+	struct ms_imap_tok t;
+	int rc;
+
+	ms_buf_reset(b);
+	if ((rc = imap_tok(s, &t, e)))
+		return rc;
+	if (t.type == MS_IMAP_T_ATOM || t.type == MS_IMAP_T_NUMBER ||
+	    t.type == MS_IMAP_T_QUOTED)
+		return ms_buf_add(b, t.s, t.n, e);
+	if (t.type != MS_IMAP_T_LITERAL)
+		return -1;
+	while (!(rc = imap_tok(s, &t, e)) && t.type == MS_IMAP_T_LITDATA)
+		if ((rc = ms_buf_add(b, t.s, t.n, e)))
+			return imap_fatal(s, rc, e);
+	return rc;
+}
+
+static int list_fn(struct ms_source *s, struct imap_resp *r, void *vctx,
+		   struct ms_err *e)
+{
+	struct list_ctx *c = vctx;
+	struct ms_folder f = { 0 };
+	struct ms_imap_tok t;
+	int rc;
+
+	if (r->has_num || strcmp(r->name, "LIST"))
+		return 0;
+	if (++c->n > MAX_FOLDERS)
+		return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+			"IMAP: more than %lu folders in LIST", MAX_FOLDERS), e);
+	if ((rc = list_attrs(s, &f.attrs, e)) ||
+	    (rc = imap_tok(s, &t, e)))
+		goto bad;
+	if (t.type == MS_IMAP_T_QUOTED && t.n == 1)
+		f.delim = t.s[0];
+	else if (t.type != MS_IMAP_T_NIL)
+		rc = -1;
+	if (rc || (rc = list_name(s, &c->name, e)) || (rc = imap_skip(s, r, e)))
+		goto bad;
+	f.name = c->name.s;
+	if (memchr(c->name.s, '\0', c->name.len)) {
+		ms_log(MS_LOG_WARN, "IMAP: ignoring a folder name with a NUL "
+		       "byte");
+		return 1;
+	}
+	if (!c->cbrc && (c->cbrc = c->cb(c->ctx, &f, &c->cberr)))
+		if (!c->cberr.code)
+			ms_err_set(&c->cberr, c->cbrc, "folder callback failed");
+	return 1;
+bad:
+	if (rc == -1)
+		rc = imap_fatal(s, ms_err_set(e, MS_EPROTO,
+			"IMAP: malformed LIST response \"%s\"", s->p.ex), e);
+	return rc;
+}
+
+static int imap_list(struct ms_source *s, ms_folder_cb cb, void *ctx,
+		     struct ms_err *e)
+{
+	struct list_ctx c = { .cb = cb, .ctx = ctx };
+	int rc;
+
+	if ((rc = imap_usable(s, 0, e)))
+		return rc;
+	ms_buf_init(&c.name, MS_IMAP_MAX_TOKEN_DEFAULT);
+	ms_err_clear(&c.cberr);
+	rc = run_cmd(s, "LIST \"\" \"*\"", "LIST", list_fn, &c,
+		     MAX_FOLDERS + 1000, e);
+	if (!rc && c.cbrc) {
+		*e = c.cberr;
+		rc = c.cbrc;
+	}
+	ms_buf_free(&c.name);
+	return rc;
+}
+
+/* ---- SELECT / EXAMINE ---- */
+
+/* "NAME n" in a response code: 1 and *v when it matches, 0 when the code
+ * is another one, -1 when malformed or out of range. */
+static int code_num(const char *code, const char *name, uint64_t max,
+		    uint64_t *v)
+{
+	size_t n = strlen(name), i;
+	uint64_t x = 0;
+
+	if (strncasecmp(code, name, n) || code[n] != ' ')
+		return 0;
+	code += n + 1;
+	for (i = 0; isdigit((unsigned char)code[i]); i++) {
+		unsigned d = (unsigned)(code[i] - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	if (!i || (code[i] && code[i] != ' ') || x > max)
+		return -1;
+	*v = x;
+	return 1;
+}
+
+static int select_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
+		     struct ms_err *e)
+{
+	struct ms_folder_status *st = ctx;
+	static const char *const names[] = { "UIDVALIDITY", "UIDNEXT",
+					     "HIGHESTMODSEQ" };
+	uint64_t v;
+	size_t i;
+	int m;
+
+	if (r->has_num && !strcmp(r->name, "EXISTS")) {
+		if (r->num > 0xffffffffu)
+			goto bad;
+		st->exists = (uint32_t)r->num;
+		return 0; /* imap_untagged records it too */
+	}
+	if (r->status != IMAP_OK || !s->code.len)
+		return 0;
+	for (i = 0; i < 3; i++) {
+		m = code_num(s->code.s, names[i],
+			     i < 2 ? 0xffffffffu : UINT64_MAX, &v);
+		if (m < 0)
+			goto bad;
+		if (m && i == 0)
+			st->uidvalidity = (uint32_t)v;
+		else if (m && i == 1)
+			st->uidnext = (uint32_t)v;
+		else if (m)
+			st->highestmodseq = v;
+	}
+	return 0;
+bad:
+	return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+		"IMAP: bad value in \"%s\"", s->p.ex), e);
+}
+
+/* A quoted string for a command; names with CR, LF or NUL are refused
+ * (they could inject commands). */
+static int add_quoted(struct ms_buf *b, const char *name, struct ms_err *e)
+{
+	const char *p;
+	int rc = ms_buf_addc(b, '"', e);
+
+	for (p = name; !rc && *p; p++) {
+		if (*p == '\r' || *p == '\n')
+			return ms_err_set(e, MS_EPROTO,
+				"IMAP: refusing folder name with CR/LF");
+		if (*p == '"' || *p == '\\')
+			rc = ms_buf_addc(b, '\\', e);
+		if (!rc)
+			rc = ms_buf_addc(b, *p, e);
+	}
+	return rc ? rc : ms_buf_addc(b, '"', e);
+}
+
+static int imap_select(struct ms_source *s, const char *name, int rw,
+		       struct ms_folder_status *st, struct ms_err *e)
+{
+	struct ms_buf cmd;
+	int rc;
+
+	memset(st, 0, sizeof *st);
+	if ((rc = imap_usable(s, 0, e)))
+		return rc;
+	ms_buf_init(&cmd, 64 * 1024);
+	free(s->folder);
+	s->selected = 0;
+	s->exists = 0;
+	if (!(s->folder = strdup(name))) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	if ((rc = ms_buf_adds(&cmd, rw ? "SELECT " : "EXAMINE ", e)) ||
+	    (rc = add_quoted(&cmd, name, e)) ||
+	    ((s->caps & IMAP_CAP_CONDSTORE) &&
+	     (rc = ms_buf_adds(&cmd, " (CONDSTORE)", e))))
+		goto out;
+	rc = run_cmd(s, cmd.s, rw ? "SELECT" : "EXAMINE", select_fn, st,
+		     IMAP_MAX_UNTAGGED, e);
+	if (rc)
+		goto out;
+	st->readwrite = rw && strncasecmp(s->code.s, "READ-ONLY", 9);
+	s->selected = 1;
+	s->readwrite = st->readwrite;
+	s->uidvalidity = st->uidvalidity;
+	s->exists = st->exists;
+out:
+	if (rc && e->code == MS_EPROTO && e->scope < MS_SCOPE_FOLDER)
+		e->scope = MS_SCOPE_FOLDER;
+	ms_buf_free(&cmd);
+	return rc;
+}
+
+/* ---- SEARCH / ESEARCH ---- */
+
+struct search_ctx {
+	ms_msg_cb cb;
+	void *ctx;
+	unsigned tag;
+	unsigned long n;
+	uint32_t uidvalidity;
+	int cbrc;
+	struct ms_err cberr;
+};
+
+static int search_hit(struct ms_source *s, struct search_ctx *c,
+		      uint64_t uid, struct ms_err *e)
+{
+	struct ms_msg m = { 0 };
+
+	if (uid < 1 || uid > 0xffffffffu)
+		return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+			"%s: IMAP: SEARCH returned invalid UID %llu",
+			folder_of(s), (unsigned long long)uid), e);
+	if (++c->n > MAX_SEARCH)
+		return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+			"%s: IMAP: SEARCH returned more than %lu UIDs",
+			folder_of(s), MAX_SEARCH), e);
+	if (c->cbrc)
+		return 0;
+	m.uid = (uint32_t)uid;
+	m.uidvalidity = c->uidvalidity;
+	if ((c->cbrc = c->cb(c->ctx, &m, &c->cberr)) && !c->cberr.code)
+		ms_err_set(&c->cberr, c->cbrc, "message callback failed");
+	return 0;
+}
+
+static int parse_u64(const char **p, uint64_t *v)
+{
+	uint64_t x = 0;
+	const char *q = *p;
+
+	if (!isdigit((unsigned char)*q))
+		return -1;
+	for (; isdigit((unsigned char)*q); q++) {
+		unsigned d = (unsigned)(*q - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	*p = q;
+	*v = x;
+	return 0;
+}
+
+/* "1:5,7,9:12" -> a hit per UID (a:b and b:a are the same range). */
+static int search_set(struct ms_source *s, struct search_ctx *c,
+		      const char *set, struct ms_err *e)
+{
+	const char *p = set;
+	uint64_t lo, hi, u;
+	int rc;
+
+	for (;;) {
+		if (parse_u64(&p, &lo))
+			goto bad;
+		hi = lo;
+		if (*p == ':' && (p++, parse_u64(&p, &hi)))
+			goto bad;
+		if (lo > hi)
+			u = lo, lo = hi, hi = u;
+		if (lo < 1 || hi > 0xffffffffu || hi - lo >= MAX_SEARCH)
+			goto bad;
+		for (u = lo; u <= hi; u++)
+			if ((rc = search_hit(s, c, u, e)))
+				return rc;
+		if (!*p)
+			return 0;
+		if (*p++ != ',')
+			goto bad;
+	}
+bad:
+	return imap_fatal(s, ms_err_set(e, MS_EPROTO,
+		"%s: IMAP: bad UID set in ESEARCH \"%.60s\"", folder_of(s),
+		set), e);
+}
+
+/* * ESEARCH (TAG "m5") UID ALL 1:5,7 */
+static int esearch_fn(struct ms_source *s, struct search_ctx *c,
+		      struct imap_resp *r, struct ms_err *e)
+{
+	struct ms_imap_tok t;
+	int rc, all = 0;
+
+	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END) {
+		if (t.type == MS_IMAP_T_LPAREN) { /* (TAG "m5") */
+			if ((rc = imap_tok(s, &t, e)) ||
+			    t.type != MS_IMAP_T_ATOM ||
+			    strcasecmp(t.s, "TAG") ||
+			    (rc = imap_tok(s, &t, e)))
+				goto bad;
+			if (t.type != MS_IMAP_T_QUOTED ||
+			    our_tag(t.s) != c->tag) {
+				r->done = 0; /* someone else's: ignore */
+				return imap_skip(s, r, e);
+			}
+			if ((rc = imap_tok(s, &t, e)) ||
+			    t.type != MS_IMAP_T_RPAREN)
+				goto bad;
+		} else if (all) {
+			if (t.type != MS_IMAP_T_ATOM &&
+			    t.type != MS_IMAP_T_NUMBER)
+				goto bad;
+			if ((rc = search_set(s, c, t.s, e)))
+				return rc;
+			all = 0;
+		} else if (t.type == MS_IMAP_T_ATOM) {
+			all = !strcasecmp(t.s, "ALL");
+		}
+	}
+	r->done = 1;
+	return rc ? rc : 1;
+bad:
+	if (!rc)
+		rc = imap_fatal(s, ms_err_set(e, MS_EPROTO,
+			"IMAP: malformed ESEARCH \"%s\"", s->p.ex), e);
+	return rc;
+}
+
+static int search_fn(struct ms_source *s, struct imap_resp *r, void *vctx,
+		     struct ms_err *e)
+{
+	struct search_ctx *c = vctx;
+	struct ms_imap_tok t;
+	int rc;
+
+	if (r->has_num)
+		return 0;
+	if (!strcmp(r->name, "ESEARCH"))
+		return esearch_fn(s, c, r, e);
+	if (strcmp(r->name, "SEARCH"))
+		return 0;
+	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END)
+		if (t.type == MS_IMAP_T_NUMBER && !t.depth &&
+		    (rc = search_hit(s, c, t.num, e)))
+			return rc;
+	r->done = 1;
+	return rc ? rc : 1;
+}
+
+static int search(struct ms_source *s, const char *criteria, ms_msg_cb cb,
+		  void *ctx, struct ms_err *e)
+{
+	struct search_ctx c = { .cb = cb, .ctx = ctx };
+	char cmd[200];
+	int rc;
+
+	if ((rc = imap_usable(s, 1, e)))
+		return rc;
+	ms_err_clear(&c.cberr);
+	c.uidvalidity = s->uidvalidity;
+	c.tag = s->tagn + 1;
+	snprintf(cmd, sizeof cmd, "UID SEARCH %s%s",
+		 s->caps & IMAP_CAP_ESEARCH ? "RETURN (ALL) " : "", criteria);
+	s->p.max_line = SEARCH_MAX_LINE;
+	s->p.max_token = SEARCH_MAX_TOKEN;
+	rc = run_cmd(s, cmd, "UID SEARCH", search_fn, &c,
+		     IMAP_MAX_UNTAGGED, e);
+	s->p.max_line = MS_IMAP_MAX_LINE_DEFAULT;
+	s->p.max_token = MS_IMAP_MAX_TOKEN_DEFAULT;
+	if (!rc && c.cbrc) {
+		*e = c.cberr;
+		rc = c.cbrc;
+	}
+	return rc;
+}
+
+static int imap_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
+		    struct ms_err *e)
+{
+	return search(s, "ALL", cb, ctx, e);
+}
+
+static int imap_older_than(struct ms_source *s, unsigned days, ms_msg_cb cb,
+			   void *ctx, struct ms_err *e)
+{
+	static const char mon[12][4] = { "Jan", "Feb", "Mar", "Apr", "May",
+					 "Jun", "Jul", "Aug", "Sep", "Oct",
+					 "Nov", "Dec" };
+	time_t now = time(NULL), t;
+	struct tm tm;
+	char crit[64];
+
+	if (days > 36500)
+		days = 36500;
+	t = now - (time_t)days * 86400;
+	if (t < 0)
+		t = 0;
+	if (!gmtime_r(&t, &tm))
+		return ms_err_set(e, MS_EINTERNAL, "gmtime failed");
+	snprintf(crit, sizeof crit, "BEFORE %d-%s-%d", tm.tm_mday,
+		 mon[tm.tm_mon], tm.tm_year + 1900);
+	return search(s, crit, cb, ctx, e);
+}
+
+/* ---- UID sets ---- */
+
+static int want_cmp(const void *a, const void *b)
+{
+	const struct imap_want *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+int imap_wants(const struct ms_msg *msgs, size_t n, struct imap_want **out,
+	       size_t *nout, struct ms_err *e)
+{
+	struct imap_want *w;
+	size_t i, k = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (!n)
+		return 0;
+	if (!(w = calloc(n, sizeof *w)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (i = 0; i < n; i++) {
+		if (!msgs[i].uid) {
+			free(w);
+			return ms_err_set(e, MS_EINTERNAL,
+					  "IMAP: asked for UID 0");
+		}
+		w[i].uid = msgs[i].uid;
+		w[i].idx = i;
+	}
+	qsort(w, n, sizeof *w, want_cmp);
+	for (i = 0; i < n; i++)
+		if (!k || w[k - 1].uid != w[i].uid)
+			w[k++] = w[i];
+	*out = w;
+	*nout = k;
+	return 0;
+}
+
+int imap_set(struct ms_buf *b, const struct imap_want *w, size_t lo,
+	     size_t hi, struct ms_err *e)
+{
+	size_t i = lo, j;
+	int rc = 0;
+
+	while (!rc && i < hi) {
+		for (j = i; j + 1 < hi && w[j + 1].uid == w[j].uid + 1; j++)
+			;
+		if (i > lo)
+			rc = ms_buf_addc(b, ',', e);
+		if (!rc && j == i)
+			rc = ms_buf_addf(b, e, "%u", (unsigned)w[i].uid);
+		else if (!rc)
+			rc = ms_buf_addf(b, e, "%u:%u", (unsigned)w[i].uid,
+					 (unsigned)w[j].uid);
+		i = j + 1;
+	}
+	return rc;
+}
+
+/* ---- UID STORE + UID EXPUNGE ---- */
+
+/* Both commands of one chunk are sent at once; read until both answer. */
+static int remove_chunk(struct ms_source *s, const struct imap_want *w,
+			size_t lo, size_t hi, struct ms_err *e)
+{
+	struct ms_buf cmd;
+	struct imap_resp r;
+	unsigned tag[2];
+	unsigned long n = 0;
+	int rc, pending = 2, first = 0;
+
+	ms_buf_init(&cmd, 0);
+	if ((rc = ms_buf_adds(&cmd, "UID STORE ", e)) ||
+	    (rc = imap_set(&cmd, w, lo, hi, e)) ||
+	    (rc = ms_buf_adds(&cmd, " +FLAGS.SILENT (\\Deleted)", e)) ||
+	    (rc = imap_queue(s, cmd.s, &tag[0], e)))
+		goto out;
+	ms_buf_reset(&cmd);
+	if ((rc = ms_buf_adds(&cmd, "UID EXPUNGE ", e)) ||
+	    (rc = imap_set(&cmd, w, lo, hi, e)) ||
+	    (rc = imap_queue(s, cmd.s, &tag[1], e)) ||
+	    (rc = imap_flush(s, e)))
+		goto out;
+	while (pending) {
+		if ((rc = imap_resp(s, &r, e)))
+			goto out;
+		if (r.kind == MS_IMAP_UNTAGGED) {
+			if (++n > IMAP_MAX_UNTAGGED_BIG) {
+				rc = imap_fatal(s, ms_err_set(e, MS_EPROTO,
+					"IMAP: endless responses to UID "
+					"EXPUNGE"), e);
+				goto out;
+			}
+			if ((rc = imap_untagged(s, &r, e)))
+				goto out;
+			continue;
+		}
+		if (r.kind != MS_IMAP_TAGGED ||
+		    (r.tag != tag[0] && r.tag != tag[1])) {
+			rc = imap_fatal(s, ms_err_set(e, MS_EPROTO,
+				"IMAP: unexpected response \"%s\" to UID "
+				"STORE/EXPUNGE", s->p.ex), e);
+			goto out;
+		}
+		pending--;
+		if (r.status != IMAP_OK && !first)
+			first = imap_cmd_error(s, &r, r.tag == tag[0] ?
+					       "UID STORE" : "UID EXPUNGE", e);
+	}
+	rc = first;
+out:
+	ms_buf_free(&cmd);
+	return rc;
+}
+
+static int imap_remove(struct ms_source *s, const struct ms_msg *msgs,
+		       size_t n, struct ms_err *e)
+{
+	struct imap_want *w = NULL;
+	size_t nw = 0, i;
+	int rc;
+
+	if ((rc = imap_usable(s, 1, e)))
+		return rc;
+	if (!(s->caps & IMAP_CAP_UIDPLUS))
+		return ms_err_set(e, MS_EPROTO, "%s: server lacks UIDPLUS; "
+				  "refusing to expunge (would purge other "
+				  "clients' \\Deleted mail)", folder_of(s));
+	if (!s->readwrite)
+		return ms_err_set(e, MS_EPROTO, "%s: folder is read-only; "
+				  "refusing to delete", folder_of(s));
+	if ((rc = imap_wants(msgs, n, &w, &nw, e)))
+		return rc;
+	for (i = 0; !rc && i < nw; i += REMOVE_CHUNK)
+		rc = remove_chunk(s, w, i,
+				  nw - i < REMOVE_CHUNK ? nw : i + REMOVE_CHUNK,
+				  e);
+	free(w);
+	return rc;
+}
+
+/* ---- close ---- */
+
+static int imap_close(struct ms_source *s, int commit, struct ms_err *e)
+{
+	struct imap_resp r;
+	unsigned tag, i;
+
+	(void)e;
+	if (!s)
+		return 0;
+	if (commit && !s->dead) {
+		struct ms_err e2;
+		s->in_logout = 1;
+		if (!imap_queue(s, "LOGOUT", &tag, &e2) && !imap_flush(s, &e2))
+			for (i = 0; i < 1000; i++)
+				if (imap_resp(s, &r, &e2) ||
+				    imap_skip(s, &r, &e2) ||
+				    (r.kind == MS_IMAP_TAGGED && r.tag == tag))
+					break;
+	}
+	ms_net_close(s->net);
+	ms_imap_parse_free(&s->p);
+	ms_buf_free(&s->out);
+	ms_buf_free(&s->code);
+	ms_buf_free(&s->text);
+	free(s->folder);
+	free(s->rbuf);
+	free(s);
+	return 0;
+}
+
+const struct ms_source_ops ms_imap_source = {
+	.proto = "imap",
+	.open = imap_open,
+	.list = imap_list,
+	.select = imap_select,
+	.ids = imap_ids,
+	.meta = imap_meta,
+	.older_than = imap_older_than,
+	.fetch = imap_fetch,
+	.remove = imap_remove,
+	.flags = imap_flags,
+	.close = imap_close,
+};

@@ -1,0 +1,106 @@
+/*
+ * imap_int.h: internals shared by imap.c (session, commands, folders,
+ * search, remove) and imap_fetch.c (pipelined FETCH for meta, bodies and
+ * flags).  Not a public interface: only these two files include it.
+ */
+#ifndef MS_IMAP_INT_H
+#define MS_IMAP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "imap_parse.h"
+#include "source.h"
+
+#define IMAP_CAP_IMAP4REV1 0x001u
+#define IMAP_CAP_UIDPLUS 0x002u
+#define IMAP_CAP_ESEARCH 0x004u
+#define IMAP_CAP_CONDSTORE 0x008u
+#define IMAP_CAP_QRESYNC 0x010u
+#define IMAP_CAP_LITERALPLUS 0x020u
+#define IMAP_CAP_ENABLE 0x040u
+#define IMAP_CAP_ID 0x080u
+#define IMAP_CAP_SPECIALUSE 0x100u
+#define IMAP_CAP_LISTSTATUS 0x200u
+
+#define IMAP_RBUF (256u * 1024)   /* receive buffer */
+#define IMAP_MAX_UNTAGGED_BIG 10000000ul /* fetch, search, flags */
+#define IMAP_MAX_UNTAGGED 100000ul       /* everything else */
+
+enum imap_status { IMAP_OK = 1, IMAP_NO, IMAP_BAD, IMAP_BYE, IMAP_PREAUTH };
+
+struct ms_source {
+	struct ms_net *net;          /* owned */
+	const struct ms_account *acct;
+	struct ms_imap_parser p;
+	char *rbuf;                  /* IMAP_RBUF bytes, owned */
+	size_t rpos, rlen;
+	unsigned tagn;               /* last tag number used ("m<n>") */
+	unsigned caps;               /* IMAP_CAP_* */
+	int dead;                    /* connection unusable */
+	int in_logout;               /* BYE is expected */
+	int selected, readwrite;
+	char *folder;                /* selected folder (messages), owned */
+	uint32_t uidvalidity;
+	uint32_t exists;
+	struct ms_buf out;           /* queued commands */
+	struct ms_buf code, text;    /* of the last status response */
+};
+
+/* The head of one response, read by imap_resp(). */
+struct imap_resp {
+	int kind;        /* MS_IMAP_TAGGED / UNTAGGED / CONTINUE */
+	unsigned tag;    /* tagged: our tag number (0 if not ours) */
+	int status;      /* enum imap_status or 0 */
+	int has_num;
+	uint64_t num;    /* "* 5 FETCH": 5 */
+	char name[32];   /* first atom, upper-cased: FETCH, LIST, OK... */
+	int done;        /* the whole response (through CRLF) was read */
+};
+
+/* One requested UID and where it is in the caller's array. */
+struct imap_want {
+	uint32_t uid;
+	size_t idx;
+};
+
+/* Next token from the connection (refills the receive buffer). */
+int imap_tok(struct ms_source *s, struct ms_imap_tok *t, struct ms_err *e);
+/* Read the start of a response; status responses are read completely
+ * (code and text in s->code, s->text). */
+int imap_resp(struct ms_source *s, struct imap_resp *r, struct ms_err *e);
+/* Consume the rest of the current response. */
+int imap_skip(struct ms_source *s, struct imap_resp *r, struct ms_err *e);
+/* Default handling of an untagged response nobody else wanted (BYE,
+ * ALERT, EXISTS, EXPUNGE...); consumes it. */
+int imap_untagged(struct ms_source *s, struct imap_resp *r,
+		  struct ms_err *e);
+/* Queue "m<n> line CRLF" (traced); *tag = n.  imap_flush sends. */
+int imap_queue(struct ms_source *s, const char *line, unsigned *tag,
+	       struct ms_err *e);
+int imap_flush(struct ms_source *s, struct ms_err *e);
+/* Error for a tagged NO/BAD: what = "UID FETCH" etc. */
+int imap_cmd_error(struct ms_source *s, const struct imap_resp *r,
+		   const char *what, struct ms_err *e);
+/* Mark the connection unusable; errors get account scope. */
+int imap_fatal(struct ms_source *s, int rc, struct ms_err *e);
+/* Sorted, de-duplicated wants from msgs (*out owned by the caller). */
+int imap_wants(const struct ms_msg *msgs, size_t n, struct imap_want **out,
+	       size_t *nout, struct ms_err *e);
+/* Append the compact UID set of w[lo..hi) ("1:500,502"). */
+int imap_set(struct ms_buf *b, const struct imap_want *w, size_t lo,
+	     size_t hi, struct ms_err *e);
+/* "dd-Mon-yyyy hh:mm:ss +zzzz" -> epoch seconds; -1 when malformed. */
+int imap_parse_date(const char *s, size_t n, int64_t *out);
+/* Does s->folder etc. allow commands?  MS_ETEMP when dead. */
+int imap_usable(struct ms_source *s, int need_selected, struct ms_err *e);
+
+int imap_meta(struct ms_source *s, const struct ms_msg *msgs, size_t n,
+	      ms_msg_cb cb, void *ctx, struct ms_err *e);
+int imap_fetch(struct ms_source *s, const struct ms_msg *msgs, size_t n,
+	       const struct ms_fetch_sink *sink, void *ctx, struct ms_err *e);
+int imap_flags(struct ms_source *s, uint64_t since_modseq, ms_msg_cb cb,
+	       void *ctx, struct ms_err *e);
+
+#endif
