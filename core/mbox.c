@@ -1,0 +1,1163 @@
+/*
+ * mbox.c: the mbox store (mboxrd), one file per folder, plus an index.
+ *
+ * Messages stream (CRLF -> LF, quoted by mbox_quote.c) into one anonymous
+ * spool file per folder; commit takes a dotlock then an fcntl lock (the
+ * order Dovecot and mutt use), appends every finished message with its
+ * From_ line and one blank line, fsyncs, then appends their records to
+ * the index PATH.msidx and fsyncs that; only then are the locks released
+ * and the messages reported durable.  Any write error truncates the mbox
+ * back to its size before the append.  A crash mid-append is cut at the
+ * next open: the index holds a "b PRE END" record written before the
+ * append and closed by "e" (done) or "x" (cut) -- see index_line() for the
+ * format.  Incoming headers (Status, X-UID, Content-Length...) are stored
+ * unchanged: mboxrd readers do not trust Content-Length.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "fsutil.h"
+#include "log.h"
+#include "mbox_quote.h"
+#include "names.h"
+#include "store.h"
+
+#define CHUNK (32 * 1024)         /* input bytes converted per step */
+#define COPY_BUF (256 * 1024)     /* commit writes */
+#define HDR_KEEP (64 * 1024)      /* header bytes kept for Return-Path */
+#define LOCK_WAIT_DEFAULT 10      /* seconds, for dotlock + fcntl */
+#define DOTLOCK_STALE 300         /* seconds (liblockfile's 5 minutes) */
+#define IDX_MAGIC "mailsync-mbox-index 1\n"
+#define FROM_MAX 320
+
+struct ms_store {
+	const struct ms_account *a;
+	int dry_run;
+	int pop3;       /* store_path is the mbox file itself */
+	int dirfd;      /* POP3: the file's directory; IMAP: the root */
+	char *root;     /* directory path, for messages */
+	char *base;     /* POP3: the file name */
+};
+
+struct done_msg {
+	off_t start, len;        /* quoted bytes in the spool */
+	struct ms_msg meta;
+	char from[FROM_MAX];     /* the From_ line with its LF */
+	unsigned char sha[32];
+	int nl_added;
+};
+
+struct ms_store_folder {
+	struct ms_store *s;
+	int dirfd;               /* the mbox's directory */
+	char *name, *path;       /* file name in dirfd; full path */
+	char *lockname, *idxname;
+	int fd;                  /* the mbox, O_RDWR|O_APPEND; -1 if none */
+	int spool;               /* anonymous temp file; -1 until needed */
+	off_t spool_end;
+	struct done_msg *msgs;
+	size_t n, cap;
+	struct ms_store_msg *cur;
+	char *lf, *q, *wbuf;     /* CHUNK + 8, 2 * CHUNK + 16, COPY_BUF */
+	/* index as last read */
+	off_t idx_off;           /* bytes of complete lines parsed */
+	int idx_torn;            /* a partial line follows idx_off */
+	int open_b;              /* an append was begun and not closed */
+	uint64_t b_pre, b_end;
+	int dotlocked, fcntl_locked;
+};
+
+struct ms_store_msg {
+	struct ms_store_folder *f;
+	off_t start, pos;        /* in the spool */
+	uint64_t raw;            /* LF bytes (what is hashed) */
+	char last;
+	struct ms_mbox_crlf crlf;
+	struct ms_mbox_quote quote;
+	EVP_MD_CTX *md;
+	char *hdr;               /* first HDR_KEEP bytes up to the blank line */
+	size_t hlen;
+	int hdr_done;
+};
+
+static int write_at(struct ms_store_folder *f, off_t off, const char *p,
+		    size_t n, struct ms_err *e)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = pwrite(f->spool, p, n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return ms_err_sys(e, ms_err_code_for_errno(errno),
+					  w < 0 ? errno : EIO,
+					  "%s: temporary file", f->path);
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static unsigned lock_wait(void)
+{
+	const char *v = getenv("MAILSYNC_MBOX_LOCK_TIMEOUT");
+	char *end;
+	unsigned long x;
+
+	if (!v || !*v)
+		return LOCK_WAIT_DEFAULT;
+	x = strtoul(v, &end, 10);
+	return *end || x > 600 ? LOCK_WAIT_DEFAULT : (unsigned)x;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap(void)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- locking: dotlock then fcntl, both bounded ---------------------- */
+
+static int dotlock_take(struct ms_store_folder *f, long long deadline,
+			struct ms_err *e)
+{
+	char pid[32];
+	struct stat st;
+	int fd, n;
+
+	for (;;) {
+		fd = openat(f->dirfd, f->lockname, O_WRONLY | O_CREAT | O_EXCL |
+			    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST)
+			return ms_err_sys(e, ms_err_code_for_errno(errno),
+					  errno, "%s.lock: cannot create "
+					  "dotlock", f->path);
+		/* A dotlock is stale after 5 minutes (liblockfile): its
+		 * holder died without removing it. */
+		if (fstatat(f->dirfd, f->lockname, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 &&
+		    time(NULL) - st.st_mtime > DOTLOCK_STALE &&
+		    unlinkat(f->dirfd, f->lockname, 0) == 0) {
+			ms_log(MS_LOG_WARN, "%s.lock: removed a stale dotlock "
+			       "(older than %d s)", f->path, DOTLOCK_STALE);
+			continue;
+		}
+		if (now_ms() >= deadline)
+			return ms_err_set(e, MS_ETEMP, "mbox %s is locked by "
+					  "another program (dotlock %s.lock)",
+					  f->path, f->path);
+		nap();
+	}
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (write(fd, pid, (size_t)n) != n)
+		ms_log(MS_LOG_DEBUG, "%s.lock: short write", f->path);
+	close(fd);
+	f->dotlocked = 1;
+	return 0;
+}
+
+static int fcntl_take(struct ms_store_folder *f, long long deadline,
+		      struct ms_err *e)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	while (fcntl(f->fd, F_SETLK, &fl) < 0) {
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+			return ms_err_sys(e, MS_EIO, errno, "%s: fcntl lock",
+					  f->path);
+		if (now_ms() >= deadline)
+			return ms_err_set(e, MS_ETEMP, "mbox %s is locked by "
+					  "another program (fcntl)", f->path);
+		nap();
+	}
+	f->fcntl_locked = 1;
+	return 0;
+}
+
+static void unlock_all(struct ms_store_folder *f)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	if (f->fcntl_locked)
+		fcntl(f->fd, F_SETLK, &fl);
+	if (f->dotlocked)
+		unlinkat(f->dirfd, f->lockname, 0);
+	f->fcntl_locked = f->dotlocked = 0;
+}
+
+static int lock_all(struct ms_store_folder *f, struct ms_err *e)
+{
+	long long deadline = now_ms() + (long long)lock_wait() * 1000;
+	int rc;
+
+	if ((rc = dotlock_take(f, deadline, e)) < 0)
+		return rc;
+	if ((rc = fcntl_take(f, deadline, e)) < 0)
+		unlock_all(f);
+	return rc;
+}
+
+/* ---- the index -------------------------------------------------------
+ *
+ * PATH.msidx, append-only text, fsynced after the mbox:
+ *   mailsync-mbox-index 1                      (first line)
+ *   b PRE END       an append of PRE..END bytes begins (written first)
+ *   m OFF LEN FLAGS NL SHA256 SIZE DATE ID     one stored message
+ *   e END           the append is complete and durable
+ *   x PRE           an append failed or was cut back to PRE
+ * OFF/LEN: the From_ line's offset and the length through the blank line;
+ * FLAGS: MS_F_* in hex; NL: 1 when a final newline was added; SHA256 of
+ * the message as stored before quoting (LF line ends, without the added
+ * newline); SIZE: the server's size; DATE: INTERNALDATE or 0; ID: "u
+ * UIDVALIDITY UID", "p UIDL" or "n" (POP3 without UIDL).  Only "m" lines
+ * inside a b..e group count; a torn last line is ignored.
+ */
+
+typedef int (*idx_fn)(struct ms_store_folder *f, void *ctx, const char *l,
+		      size_t n, struct ms_err *e);
+
+static int idx_fail(struct ms_store_folder *f, int err, const char *what,
+		    struct ms_err *e)
+{
+	return ms_err_sys(e, ms_err_code_for_errno(err), err, "%s.msidx: %s",
+			  f->path, what);
+}
+
+#define IDX_LINE_MAX 4096
+
+struct idx_rd {
+	struct ms_buf l;        /* the current line (while <= IDX_LINE_MAX) */
+	size_t part;            /* its length so far, stored or not */
+	off_t done;             /* end of the last whole line */
+	int line_no;            /* lines seen, counting from the read start */
+};
+
+static int idx_lines(struct ms_store_folder *f, const char *p, size_t n,
+		     struct idx_rd *r, idx_fn fn, void *ctx, struct ms_err *e)
+{
+	const char *nl;
+	size_t take;
+	int rc;
+
+	while (n > 0) {
+		nl = memchr(p, '\n', n);
+		take = nl ? (size_t)(nl - p) + 1 : n;
+		r->part += take;
+		if (r->part <= IDX_LINE_MAX &&
+		    (rc = ms_buf_add(&r->l, p, take, e)) < 0)
+			return rc;
+		p += take;
+		n -= take;
+		if (!nl)
+			break;
+		r->done += (off_t)r->part;
+		r->line_no++;
+		/* over-long lines are garbage: skipped */
+		if (r->part <= IDX_LINE_MAX &&
+		    (rc = fn(f, ctx, r->l.s, r->l.len - 1, e)) < 0)
+			return rc;
+		ms_buf_reset(&r->l);
+		r->part = 0;
+	}
+	return 0;
+}
+
+/* Parse the index from byte from; *done: end of the last whole line. */
+static int idx_read(struct ms_store_folder *f, off_t from, idx_fn fn,
+		    void *ctx, off_t *done, int *torn, struct ms_err *e)
+{
+	struct idx_rd r = { .done = from };
+	char *buf = f->wbuf;
+	off_t off = from;
+	ssize_t n;
+	int fd, rc = 0;
+
+	*done = from;
+	*torn = 0;
+	if (f->dirfd < 0)
+		return 0;
+	fd = openat(f->dirfd, f->idxname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : idx_fail(f, errno, "cannot open", e);
+	ms_buf_init(&r.l, 0);
+	for (;;) {
+		n = pread(fd, buf, COPY_BUF, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = idx_fail(f, errno, "cannot read", e);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (from == 0 && off == 0 &&
+		    ((size_t)n < strlen(IDX_MAGIC) ||
+		     memcmp(buf, IDX_MAGIC, strlen(IDX_MAGIC)) != 0)) {
+			rc = ms_err_set(e, MS_EIO, "%s.msidx: not a mailsync "
+					"mbox index (move it away to start a "
+					"new one)", f->path);
+			goto out;
+		}
+		off += n;
+		if ((rc = idx_lines(f, buf, (size_t)n, &r, fn, ctx, e)) < 0)
+			goto out;
+	}
+	*done = r.done;
+	*torn = r.done != off;
+out:
+	ms_buf_free(&r.l);
+	close(fd);
+	return rc;
+}
+
+static int refresh_line(struct ms_store_folder *f, void *ctx, const char *l,
+			size_t n, struct ms_err *e)
+{
+	unsigned long long a = 0, b = 0;
+	char line[128];
+
+	(void)ctx;
+	(void)e;
+	if (n >= sizeof line || n < 1)
+		return 0;
+	memcpy(line, l, n);
+	line[n] = '\0';
+	if (sscanf(line, "b %llu %llu", &a, &b) == 2) {
+		f->open_b = 1;
+		f->b_pre = a;
+		f->b_end = b;
+	} else if (line[0] == 'e' || line[0] == 'x') {
+		f->open_b = 0;
+	}
+	return 0;
+}
+
+/* Bring open_b/idx_off up to date with what is on disk. */
+static int idx_refresh(struct ms_store_folder *f, struct ms_err *e)
+{
+	struct stat st;
+	off_t done;
+	int torn, rc;
+
+	if (f->dirfd >= 0 &&
+	    fstatat(f->dirfd, f->idxname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_size < f->idx_off) {
+		f->idx_off = 0; /* replaced under us: start again */
+		f->open_b = 0;
+	}
+	rc = idx_read(f, f->idx_off, refresh_line, NULL, &done, &torn, e);
+	if (rc < 0)
+		return rc;
+	f->idx_off = done;
+	f->idx_torn = torn;
+	return 0;
+}
+
+/* Append text to the index and fsync it (creating it with its header). */
+static int idx_append(struct ms_store_folder *f, const char *p, size_t n,
+		      struct ms_err *e)
+{
+	char path[4096];
+	int fd, rc, created = 0;
+
+	snprintf(path, sizeof path, "%s.msidx", f->path);
+	fd = openat(f->dirfd, f->idxname,
+		    O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		if ((rc = ms_fs_create(f->dirfd, f->idxname, &fd, e)) < 0)
+			return rc;
+		created = 1;
+		f->idx_torn = 0;
+		f->idx_off = 0;
+	}
+	if (fd < 0)
+		return idx_fail(f, errno, "cannot open for append", e);
+	if (!created && lseek(fd, 0, SEEK_END) == 0)
+		created = 1; /* empty (crash right after creation) */
+	if ((created && (rc = ms_fs_write_all(fd, IDX_MAGIC,
+					      strlen(IDX_MAGIC), path, e)) < 0) ||
+	    (f->idx_torn && (rc = ms_fs_write_all(fd, "\n", 1, path, e)) < 0) ||
+	    (rc = ms_fs_write_all(fd, p, n, path, e)) < 0 ||
+	    (rc = ms_fs_fsync(fd, path, e)) < 0)
+		goto out;
+	if (created && fsync(f->dirfd) < 0)
+		rc = idx_fail(f, errno, "cannot fsync the directory", e);
+out:
+	close(fd);
+	if (rc == 0)
+		rc = idx_refresh(f, e);
+	return rc;
+}
+
+/* With the locks held: cut an append that a crash left unfinished. */
+static int recover(struct ms_store_folder *f, struct ms_err *e)
+{
+	char rec[64];
+	struct stat st;
+	int rc;
+
+	if ((rc = idx_refresh(f, e)) < 0 || !f->open_b || f->fd < 0)
+		return rc;
+	if (fstat(f->fd, &st) < 0)
+		return ms_err_sys(e, MS_EIO, errno, "%s: fstat", f->path);
+	if ((uint64_t)st.st_size > f->b_pre &&
+	    (uint64_t)st.st_size <= f->b_end) {
+		if (ftruncate(f->fd, (off_t)f->b_pre) < 0 || fsync(f->fd) < 0)
+			return ms_err_sys(e, MS_EIO, errno, "%s: cannot cut "
+					  "an unfinished append", f->path);
+		ms_log(MS_LOG_WARN, "%s: cut %llu bytes of an unfinished "
+		       "append (interrupted run)", f->path,
+		       (unsigned long long)st.st_size -
+		       (unsigned long long)f->b_pre);
+	} else if ((uint64_t)st.st_size > f->b_end) {
+		/* someone appended after our crash: never cut their mail */
+		ms_log(MS_LOG_WARN, "%s: bytes %llu-%llu are an unfinished "
+		       "append followed by other mail; left in place",
+		       f->path, (unsigned long long)f->b_pre,
+		       (unsigned long long)f->b_end);
+	}
+	snprintf(rec, sizeof rec, "x %llu\n", (unsigned long long)f->b_pre);
+	return idx_append(f, rec, strlen(rec), e);
+}
+
+/* ---- messages: stream into the spool -------------------------------- */
+
+static int spool_open(struct ms_store_folder *f, struct ms_err *e)
+{
+	char name[64];
+	int dfd = f->dirfd >= 0 ? f->dirfd : AT_FDCWD;
+	const char *dir = f->dirfd >= 0 ? "." : "/tmp";
+
+	if (f->spool >= 0)
+		return 0;
+	f->spool = openat(dfd, dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (f->spool >= 0)
+		return 0;
+	/* no O_TMPFILE here: a named file, unlinked at once */
+	snprintf(name, sizeof name, "%s/.mailsync-spool.%ld.%lx", dir,
+		 (long)getpid(), (unsigned long)now_ms());
+	f->spool = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+			  O_CLOEXEC, 0600);
+	if (f->spool < 0)
+		return ms_err_sys(e, ms_err_code_for_errno(errno), errno,
+				  "%s: cannot create a temporary file",
+				  f->path);
+	unlinkat(dfd, name, 0);
+	return 0;
+}
+
+static int mbox_msg_begin(struct ms_store_folder *f, struct ms_store_msg **out,
+			  struct ms_err *e)
+{
+	struct ms_store_msg *m;
+	int rc;
+
+	*out = NULL;
+	if (f->cur)
+		return ms_err_set(e, MS_EINTERNAL, "%s: message already open",
+				  f->path);
+	if ((rc = spool_open(f, e)) < 0)
+		return rc;
+	if (!(m = calloc(1, sizeof *m)) || !(m->hdr = malloc(HDR_KEEP)) ||
+	    !(m->md = EVP_MD_CTX_new()) ||
+	    !EVP_DigestInit_ex(m->md, EVP_sha256(), NULL)) {
+		if (m) {
+			EVP_MD_CTX_free(m->md);
+			free(m->hdr);
+			free(m);
+		}
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	}
+	m->f = f;
+	m->start = m->pos = f->spool_end;
+	m->last = '\n';
+	ms_mbox_quote_init(&m->quote);
+	f->cur = m;
+	*out = m;
+	return 0;
+}
+
+/* Keep the header block (up to the first empty line) for Return-Path. */
+static void keep_header(struct ms_store_msg *m, const char *p, size_t n)
+{
+	size_t room = HDR_KEEP - m->hlen, i, from;
+
+	if (m->hdr_done)
+		return;
+	if (n > room)
+		n = room;
+	from = m->hlen;
+	memcpy(m->hdr + m->hlen, p, n);
+	m->hlen += n;
+	for (i = from ? from - 1 : 0; i < m->hlen; i++) {
+		if (m->hdr[i] == '\n' && (i == 0 || m->hdr[i - 1] == '\n')) {
+			m->hlen = i + 1;
+			m->hdr_done = 1;
+			return;
+		}
+	}
+	if (m->hlen == HDR_KEEP)
+		m->hdr_done = 1;
+}
+
+/* LF bytes: hash, keep header, quote, append to the spool. */
+static int put_lf(struct ms_store_msg *m, const char *p, size_t n, int hash,
+		  struct ms_err *e)
+{
+	struct ms_store_folder *f = m->f;
+	size_t qn;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (hash) {
+		EVP_DigestUpdate(m->md, p, n);
+		keep_header(m, p, n);
+		m->raw += n;
+		m->last = p[n - 1];
+	}
+	qn = ms_mbox_quote_feed(&m->quote, p, n, f->q);
+	if ((rc = write_at(f, m->pos, f->q, qn, e)) < 0)
+		return rc;
+	m->pos += (off_t)qn;
+	return 0;
+}
+
+static int mbox_msg_write(struct ms_store_msg *m, const char *p, size_t n,
+			  struct ms_err *e)
+{
+	size_t k, ln;
+	int rc;
+
+	while (n > 0) {
+		k = n < CHUNK ? n : CHUNK;
+		ln = ms_mbox_crlf_feed(&m->crlf, p, k, m->f->lf);
+		if ((rc = put_lf(m, m->f->lf, ln, 1, e)) < 0)
+			return rc;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static void msg_free(struct ms_store_msg *m)
+{
+	if (m->f->cur == m)
+		m->f->cur = NULL;
+	EVP_MD_CTX_free(m->md);
+	free(m->hdr);
+	free(m);
+}
+
+static void mbox_msg_abort(struct ms_store_msg *m)
+{
+	struct ms_store_folder *f = m->f;
+
+	if (ftruncate(f->spool, m->start) < 0)
+		ms_log(MS_LOG_DEBUG, "%s: spool truncate failed", f->path);
+	f->spool_end = m->start;
+	msg_free(m);
+}
+
+static int add_done(struct ms_store_folder *f, struct ms_err *e)
+{
+	struct done_msg *p;
+	size_t cap;
+
+	if (f->n < f->cap)
+		return 0;
+	cap = f->cap ? f->cap * 2 : 64;
+	if (!(p = realloc(f->msgs, cap * sizeof *p)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	f->msgs = p;
+	f->cap = cap;
+	return 0;
+}
+
+static int mbox_msg_finish(struct ms_store_msg *m, const struct ms_msg *meta,
+			   struct ms_err *e)
+{
+	struct ms_store_folder *f = m->f;
+	char tail[8], sender[256], date[32];
+	struct done_msg *d;
+	size_t tn;
+	int rc, nl = 0;
+
+	tn = ms_mbox_crlf_flush(&m->crlf, tail);
+	if ((rc = put_lf(m, tail, tn, 1, e)) < 0)
+		goto fail;
+	/* a partial last line gets its newline (not hashed, recorded) */
+	if (m->raw > 0 && m->last != '\n') {
+		nl = 1;
+		if ((rc = put_lf(m, "\n", 1, 0, e)) < 0)
+			goto fail;
+	}
+	tn = ms_mbox_quote_flush(&m->quote, tail);
+	if ((rc = write_at(f, m->pos, tail, tn, e)) < 0 ||
+	    (rc = add_done(f, e)) < 0)
+		goto fail;
+	m->pos += (off_t)tn;
+	d = &f->msgs[f->n];
+	memset(d, 0, sizeof *d);
+	d->start = m->start;
+	d->len = m->pos - m->start;
+	d->meta = *meta;
+	d->nl_added = nl;
+	EVP_DigestFinal_ex(m->md, d->sha, NULL);
+	ms_mbox_sender(m->hdr, m->hlen, sender, sizeof sender);
+	ms_mbox_date(meta->internaldate > 0 ? meta->internaldate
+		     : (int64_t)time(NULL), date, sizeof date);
+	snprintf(d->from, sizeof d->from, "From %s %s\n", sender, date);
+	f->n++;
+	f->spool_end = m->pos;
+	msg_free(m);
+	return 0;
+fail:
+	mbox_msg_abort(m);
+	return rc;
+}
+
+/* ---- commit: lock, append, fsync, index, unlock, report ------------- */
+
+static int copy_out(struct ms_store_folder *f, size_t *wl, const char *p,
+		    size_t n, struct ms_err *e)
+{
+	size_t k;
+	int rc;
+
+	while (n > 0) {
+		if (*wl == COPY_BUF) {
+			if ((rc = ms_fs_write_all(f->fd, f->wbuf, *wl, f->path,
+						  e)) < 0)
+				return rc;
+			*wl = 0;
+		}
+		k = COPY_BUF - *wl < n ? COPY_BUF - *wl : n;
+		memcpy(f->wbuf + *wl, p, k);
+		*wl += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* From_ line, the quoted message from the spool, one blank line. */
+static int append_one(struct ms_store_folder *f, const struct done_msg *d,
+		      size_t *wl, struct ms_err *e)
+{
+	off_t off = d->start, end = d->start + d->len;
+	ssize_t r;
+	size_t k;
+	int rc;
+
+	if ((rc = copy_out(f, wl, d->from, strlen(d->from), e)) < 0)
+		return rc;
+	while (off < end) {
+		if (*wl == COPY_BUF) {
+			if ((rc = ms_fs_write_all(f->fd, f->wbuf, *wl, f->path,
+						  e)) < 0)
+				return rc;
+			*wl = 0;
+		}
+		k = COPY_BUF - *wl;
+		if ((off_t)k > end - off)
+			k = (size_t)(end - off);
+		r = pread(f->spool, f->wbuf + *wl, k, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return ms_err_sys(e, MS_EIO, r < 0 ? errno : EIO,
+					  "%s: temporary file", f->path);
+		*wl += (size_t)r;
+		off += r;
+	}
+	return copy_out(f, wl, "\n", 1, e);
+}
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char x[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = x[p[i] >> 4];
+		out[2 * i + 1] = x[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
+		      uint64_t len, struct ms_err *e)
+{
+	char sha[65], id[MS_UIDL_MAX + 32];
+	const struct ms_msg *m = &d->meta;
+
+	hex(d->sha, sizeof d->sha, sha);
+	if (m->uidl[0])
+		snprintf(id, sizeof id, "p %s", m->uidl);
+	else if (m->uid)
+		snprintf(id, sizeof id, "u %" PRIu32 " %" PRIu32,
+			 m->uidvalidity, m->uid);
+	else
+		snprintf(id, sizeof id, "n");
+	return ms_buf_addf(b, e, "m %lld %" PRIu64 " %x %d %s %" PRIu64
+			   " %" PRId64 " %s\n", (long long)off, len, m->flags,
+			   d->nl_added, sha, m->size, m->internaldate, id);
+}
+
+static uint64_t msg_total(const struct done_msg *d)
+{
+	return strlen(d->from) + (uint64_t)d->len + 1;
+}
+
+/* Append every finished message; on error cut back to pre. */
+static int append_all(struct ms_store_folder *f, uint64_t pre,
+		      struct ms_buf *idx, struct ms_err *e)
+{
+	uint64_t off = pre;
+	size_t i, wl = 0;
+	int rc = 0;
+
+	for (i = 0; i < f->n && rc == 0; i++) {
+		rc = append_one(f, &f->msgs[i], &wl, e);
+		if (rc == 0)
+			rc = index_line(idx, &f->msgs[i], (off_t)off,
+					msg_total(&f->msgs[i]), e);
+		off += msg_total(&f->msgs[i]);
+	}
+	if (rc == 0 && wl)
+		rc = ms_fs_write_all(f->fd, f->wbuf, wl, f->path, e);
+	if (rc == 0)
+		rc = ms_fs_fsync(f->fd, f->path, e);
+	if (rc == 0)
+		rc = ms_buf_addf(idx, e, "e %" PRIu64 "\n", off);
+	return rc;
+}
+
+static void cut_back(struct ms_store_folder *f, uint64_t pre)
+{
+	char rec[64];
+	struct ms_err e2;
+
+	if (ftruncate(f->fd, (off_t)pre) < 0 || fsync(f->fd) < 0)
+		ms_log(MS_LOG_ERR, "%s: cannot truncate back to %llu bytes: "
+		       "%s (the next run will)", f->path,
+		       (unsigned long long)pre, strerror(errno));
+	snprintf(rec, sizeof rec, "x %llu\n", (unsigned long long)pre);
+	ms_err_clear(&e2);
+	if (idx_append(f, rec, strlen(rec), &e2) < 0)
+		ms_log(MS_LOG_WARN, "%s", e2.msg);
+}
+
+static void drop_batch(struct ms_store_folder *f)
+{
+	f->n = 0;
+	f->spool_end = 0;
+	if (f->spool >= 0 && ftruncate(f->spool, 0) < 0)
+		ms_log(MS_LOG_DEBUG, "%s: spool truncate failed", f->path);
+}
+
+static int mbox_commit(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
+		       struct ms_err *e)
+{
+	struct ms_buf idx;
+	char rec[64];
+	uint64_t pre, total = 0;
+	struct stat st;
+	size_t i;
+	int rc;
+
+	ms_buf_init(&idx, 0);
+	if (f->n == 0 || f->s->dry_run) {
+		drop_batch(f);
+		return 0;
+	}
+	if (f->cur)
+		return ms_err_set(e, MS_EINTERNAL, "%s: commit with a message "
+				  "open", f->path);
+	if ((rc = lock_all(f, e)) < 0)
+		goto out;
+	if ((rc = recover(f, e)) < 0)
+		goto out;
+	if (fstat(f->fd, &st) < 0) {
+		rc = ms_err_sys(e, MS_EIO, errno, "%s: fstat", f->path);
+		goto out;
+	}
+	pre = (uint64_t)st.st_size;
+	for (i = 0; i < f->n; i++)
+		total += msg_total(&f->msgs[i]);
+	snprintf(rec, sizeof rec, "b %" PRIu64 " %" PRIu64 "\n", pre,
+		 pre + total);
+	if ((rc = idx_append(f, rec, strlen(rec), e)) < 0)
+		goto out;
+	if ((rc = append_all(f, pre, &idx, e)) < 0 ||
+	    (rc = idx_append(f, idx.s, idx.len, e)) < 0) {
+		cut_back(f, pre);
+		goto out;
+	}
+	unlock_all(f);
+	for (i = 0; i < f->n; i++)
+		if (cb)
+			cb(ctx, &f->msgs[i].meta);
+out:
+	unlock_all(f);
+	drop_batch(f);
+	ms_buf_free(&idx);
+	return rc;
+}
+
+/* ---- scan: the committed messages listed in the index --------------- */
+
+struct scan_ctx {
+	ms_stored_cb cb;
+	void *ctx;
+	struct ms_msg *grp;      /* "m" records of the open b..e group */
+	uint64_t *off;
+	size_t n, cap;
+	int in_group;
+};
+
+static int parse_m(const char *l, struct ms_msg *m, uint64_t *off)
+{
+	unsigned long long o, len, size, uv, uid;
+	long long date;
+	unsigned flags;
+	int nl, pos = 0;
+	char sha[65], kind, uidl[MS_UIDL_MAX + 2];
+
+	memset(m, 0, sizeof *m);
+	if (sscanf(l, "m %llu %llu %x %d %64s %llu %lld %c %n", &o, &len,
+		   &flags, &nl, sha, &size, &date, &kind, &pos) < 8 || !pos)
+		return -1;
+	if (kind == 'u' && sscanf(l + pos, "%llu %llu", &uv, &uid) == 2 &&
+	    uv <= UINT32_MAX && uid <= UINT32_MAX && uid > 0) {
+		m->uidvalidity = (uint32_t)uv;
+		m->uid = (uint32_t)uid;
+	} else if (kind == 'p' && sscanf(l + pos, "%71s", uidl) == 1 &&
+		   strlen(uidl) <= MS_UIDL_MAX) {
+		memcpy(m->uidl, uidl, strlen(uidl) + 1);
+	} else if (kind != 'n') {
+		return -1;
+	}
+	m->size = size;
+	m->flags = flags;
+	m->internaldate = date;
+	m->has_meta = 1;
+	*off = o;
+	return 0;
+}
+
+static int scan_flush(struct scan_ctx *c, struct ms_err *e)
+{
+	char ref[32];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < c->n; i++) {
+		snprintf(ref, sizeof ref, "%llu", (unsigned long long)c->off[i]);
+		if ((rc = c->cb(c->ctx, &c->grp[i], ref, e)) < 0)
+			return rc;
+	}
+	c->n = 0;
+	return 0;
+}
+
+static int scan_line(struct ms_store_folder *f, void *ctx, const char *l,
+		     size_t n, struct ms_err *e)
+{
+	struct scan_ctx *c = ctx;
+	char line[IDX_LINE_MAX + 1];
+	void *p, *q;
+
+	(void)f;
+	memcpy(line, l, n);
+	line[n] = '\0';
+	switch (line[0]) {
+	case 'b':
+	case 'x':
+		c->in_group = line[0] == 'b';
+		c->n = 0; /* an unfinished or failed group counts for nothing */
+		return 0;
+	case 'e':
+		c->in_group = 0;
+		return scan_flush(c, e);
+	case 'm':
+		break;
+	default:
+		return 0;
+	}
+	if (!c->in_group)
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		p = realloc(c->grp, c->cap * sizeof *c->grp);
+		if (p)
+			c->grp = p;
+		q = realloc(c->off, c->cap * sizeof *c->off);
+		if (q)
+			c->off = q;
+		if (!p || !q)
+			return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	}
+	if (parse_m(line, &c->grp[c->n], &c->off[c->n]) == 0)
+		c->n++;
+	return 0;
+}
+
+static int mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		     struct ms_err *e)
+{
+	struct scan_ctx c = { .cb = cb, .ctx = ctx };
+	off_t done;
+	int torn, rc;
+
+	/* Without an index nothing is known: the engine re-downloads
+	 * (a duplicate rather than a loss); messages are never rewritten
+	 * to carry our identity. */
+	rc = idx_read(f, 0, scan_line, &c, &done, &torn, e);
+	free(c.grp);
+	free(c.off);
+	return rc;
+}
+
+/* ---- folders -------------------------------------------------------- */
+
+static int open_mbox(struct ms_store_folder *f, struct ms_err *e)
+{
+	const int fl = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+	struct stat st;
+	int fd, rc;
+
+	if (f->dirfd < 0)
+		return 0; /* dry run, directory missing */
+	f->fd = openat(f->dirfd, f->name, fl);
+	if (f->fd < 0 && errno == ENOENT && !f->s->dry_run) {
+		if ((rc = ms_fs_create(f->dirfd, f->name, &fd, e)) < 0)
+			return rc;
+		close(fd);
+		if (fsync(f->dirfd) < 0)
+			return ms_err_sys(e, MS_EIO, errno, "%s: fsync of the "
+					  "directory", f->path);
+		f->fd = openat(f->dirfd, f->name, fl);
+	}
+	if (f->fd < 0 && errno == ENOENT && f->s->dry_run)
+		return 0;
+	if (f->fd < 0 && errno == ELOOP)
+		return ms_err_set(e, MS_ECREATE, "%s: is a symbolic link; "
+				  "refusing to write through it", f->path);
+	if (f->fd < 0)
+		return ms_err_sys(e, MS_ECREATE, errno, "%s: cannot open for "
+				  "appending", f->path);
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return ms_err_set(e, MS_ECREATE, "%s: not a regular file",
+				  f->path);
+	return 0;
+}
+
+/* Directory fd and file name of a folder's mbox. */
+static int locate(struct ms_store *s, const char *folder,
+		  struct ms_store_folder *f, struct ms_err *e)
+{
+	char *rel = NULL, *slash;
+	int rc = 0;
+
+	if (s->pop3) {
+		f->name = strdup(s->base);
+		f->path = malloc(strlen(s->root) + strlen(s->base) + 2);
+		if (f->path)
+			sprintf(f->path, "%s/%s", s->root, s->base);
+		f->dirfd = s->dirfd >= 0 ? dup(s->dirfd) : -1;
+		goto done;
+	}
+	if ((rc = ms_names_local_to_path(folder, MS_LAYOUT_VERBATIM, &rel,
+					 e)) < 0)
+		return rc;
+	f->path = malloc(strlen(s->root) + strlen(rel) + 2);
+	if (f->path)
+		sprintf(f->path, "%s/%s", s->root, rel);
+	slash = strrchr(rel, '/');
+	f->name = strdup(slash ? slash + 1 : rel);
+	if (slash && s->dirfd >= 0) {
+		*slash = '\0';
+		rc = ms_fs_open_subdir(s->dirfd, rel, !s->dry_run, &f->dirfd,
+				       e);
+		if (rc < 0 && s->dry_run) {
+			f->dirfd = -1;
+			rc = 0;
+		}
+	} else {
+		f->dirfd = s->dirfd >= 0 ? dup(s->dirfd) : -1;
+	}
+	free(rel);
+done:
+	if (rc == 0 && (!f->name || !f->path))
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+	return rc;
+}
+
+static void mbox_folder_close(struct ms_store_folder *f)
+{
+	if (!f)
+		return;
+	if (f->cur)
+		mbox_msg_abort(f->cur);
+	unlock_all(f);
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->spool >= 0)
+		close(f->spool);
+	if (f->dirfd >= 0)
+		close(f->dirfd);
+	free(f->name);
+	free(f->path);
+	free(f->lockname);
+	free(f->idxname);
+	free(f->msgs);
+	free(f->lf);
+	free(f->q);
+	free(f->wbuf);
+	free(f);
+}
+
+static int mbox_folder_open(struct ms_store *s, const char *folder,
+			    struct ms_store_folder **out, struct ms_err *e)
+{
+	struct ms_store_folder *f = calloc(1, sizeof *f);
+	int rc;
+
+	*out = NULL;
+	if (!f)
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	f->s = s;
+	f->fd = f->spool = f->dirfd = -1;
+	if ((rc = locate(s, folder, f, e)) < 0)
+		goto out;
+	f->lockname = malloc(strlen(f->name) + 8);
+	f->idxname = malloc(strlen(f->name) + 8);
+	f->lf = malloc(CHUNK + 8);
+	f->q = malloc(2 * CHUNK + 16);
+	f->wbuf = malloc(COPY_BUF);
+	if (!f->lockname || !f->idxname || !f->lf || !f->q || !f->wbuf) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	sprintf(f->lockname, "%s.lock", f->name);
+	sprintf(f->idxname, "%s.msidx", f->name);
+	if ((rc = open_mbox(f, e)) < 0 || (rc = idx_refresh(f, e)) < 0)
+		goto out;
+	/* An append cut short by a crash is cut back now, under the
+	 * locks, so the mbox ends with a whole message again. */
+	if (f->open_b && f->fd >= 0 && !s->dry_run) {
+		if ((rc = lock_all(f, e)) == 0)
+			rc = recover(f, e);
+		unlock_all(f);
+		if (rc < 0)
+			goto out;
+	}
+	*out = f;
+	f = NULL;
+out:
+	mbox_folder_close(f);
+	return rc;
+}
+
+/* ---- the store ------------------------------------------------------ */
+
+static void mbox_close(struct ms_store *s)
+{
+	if (!s)
+		return;
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->root);
+	free(s->base);
+	free(s);
+}
+
+static int mbox_open(struct ms_store **out, const struct ms_account *a,
+		     int dry_run, struct ms_err *e)
+{
+	struct ms_store *s = calloc(1, sizeof *s);
+	char *slash;
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	s->a = a;
+	s->dry_run = dry_run;
+	s->dirfd = -1;
+	s->pop3 = a->proto == MS_PROTO_POP3;
+	if (!(s->root = strdup(a->store_path))) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	if (s->pop3) {
+		/* store = mbox:FILE for POP3; its directory is the root */
+		slash = strrchr(s->root, '/');
+		if (!slash || !slash[1]) {
+			rc = ms_err_set(e, MS_ECONFIG, "%s: mbox path must "
+					"name a file", a->store_path);
+			goto out;
+		}
+		s->base = strdup(slash + 1);
+		*slash = '\0';
+		if (slash == s->root)
+			strcpy(s->root, "/");
+		if (!s->base) {
+			rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	rc = ms_fs_open_dir(s->root, !dry_run, &s->dirfd, e);
+	if (rc < 0 && dry_run) {
+		s->dirfd = -1; /* nothing there yet: nothing to read */
+		rc = 0;
+	}
+	if (rc < 0)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	mbox_close(s);
+	return rc;
+}
+
+const struct ms_store_ops ms_mbox_store = {
+	.kind = "mbox",
+	.open = mbox_open,
+	.folder_open = mbox_folder_open,
+	.msg_begin = mbox_msg_begin,
+	.msg_write = mbox_msg_write,
+	.msg_finish = mbox_msg_finish,
+	.msg_abort = mbox_msg_abort,
+	.commit = mbox_commit,
+	.scan = mbox_scan,
+	.set_flags = NULL,
+	.remove = NULL,
+	.folder_close = mbox_folder_close,
+	.close = mbox_close,
+};
