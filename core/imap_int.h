@@ -1,7 +1,7 @@
 /*
- * imap_int.h: internals shared by imap.c (session, commands, folders,
- * search, remove) and imap_fetch.c (pipelined FETCH for meta, bodies and
- * flags).  Not a public interface: only these two files include it.
+ * imap_int.h: internals shared by imap.c (session, commands, folders),
+ * imap_uid.c (SEARCH, UID sets, remove) and imap_fetch.c (pipelined FETCH
+ * for meta, bodies and flags).  Not a public interface.
  */
 #ifndef MS_IMAP_INT_H
 #define MS_IMAP_INT_H
@@ -65,6 +65,20 @@ struct imap_want {
 	size_t idx;
 };
 
+typedef int (*imap_untagged_fn)(struct ms_source *s, struct imap_resp *r,
+				void *ctx, struct ms_err *e);
+
+/* Send one command and read until its tagged answer; fn sees every
+ * untagged response first (returns 1 when it consumed it, 0 to leave it
+ * to imap_untagged). */
+int imap_run(struct ms_source *s, const char *line, const char *what,
+	     imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
+	     struct ms_err *e);
+/* "m12" -> 12; 0 when not one of our tags. */
+unsigned imap_our_tag(const char *tag);
+/* The selected folder's name for messages. */
+const char *imap_folder_of(const struct ms_source *s);
+
 /* Next token from the connection (refills the receive buffer). */
 int imap_tok(struct ms_source *s, struct ms_imap_tok *t, struct ms_err *e);
 /* Read the start of a response; status responses are read completely
@@ -96,6 +110,12 @@ int imap_parse_date(const char *s, size_t n, int64_t *out);
 /* Does s->folder etc. allow commands?  MS_ETEMP when dead. */
 int imap_usable(struct ms_source *s, int need_selected, struct ms_err *e);
 
+int imap_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
+	     struct ms_err *e);
+int imap_older_than(struct ms_source *s, unsigned days, ms_msg_cb cb,
+		    void *ctx, struct ms_err *e);
+int imap_remove(struct ms_source *s, const struct ms_msg *msgs, size_t n,
+		struct ms_err *e);
 int imap_meta(struct ms_source *s, const struct ms_msg *msgs, size_t n,
 	      ms_msg_cb cb, void *ctx, struct ms_err *e);
 int imap_fetch(struct ms_source *s, const struct ms_msg *msgs, size_t n,

@@ -29,8 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.max_token = 1024;
 	while (pos < size && r >= 0) {
 		size_t n = size - pos < piece ? size - pos : piece, off = 0;
-		while ((r = ms_imap_parse_next(&p, (const char *)data + pos + off,
-					       n - off, &used, &t, &e)) > 0) {
+		const char *in = (const char *)data + pos;
+
+		while ((r = ms_imap_parse_next(&p, in + off, n - off, &used,
+					       &t, &e)) > 0) {
 			if (used > n - off || t.depth > p.max_depth)
 				abort();
 			off += used;

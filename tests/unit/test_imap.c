@@ -326,7 +326,8 @@ static void test_caps_list(void)
 		 IMAP_CAP_ESEARCH, "open: capability bits");
 	rc = ms_imap_source.list(s, folder_cb, &l, &e);
 	T_EQ_INT(rc, 0, "list: rc");
-	T_EQ_STR(l.s, "INBOX|/|0;a \"b\"|/|1;x\r\ny/z{1}|0|0;2024|.|1;Sent|/|0;",
+	T_EQ_STR(l.s, "INBOX|/|0;a \"b\"|/|1;x\r\ny/z{1}|0|0;2024|.|1;"
+		 "Sent|/|0;",
 		 "list: names, delimiters, attributes");
 	finish(&p, s, 0);
 	T_EQ_STR(p.err, "", "list: peer saw the expected commands");
@@ -527,7 +528,8 @@ static void test_fetch_bad(void)
 		  "what" },
 		{ "BODY[] NIL", "* 1 FETCH (UID 3 BODY[] NIL)\r\n%T OK\r\n",
 		  MS_EPROTO, MS_SCOPE_ACCOUNT, "", "malformed" },
-		{ "BODY[] without UID", "* 1 FETCH (BODY[] {1}\r\na)\r\n%T OK\r\n",
+		{ "BODY[] without UID",
+		  "* 1 FETCH (BODY[] {1}\r\na)\r\n%T OK\r\n",
 		  MS_EPROTO, MS_SCOPE_ACCOUNT, "B0:1 <a> ABORT\n", "no UID" },
 		{ "hostile literal", "* 1 FETCH (UID 3 BODY[] {-1}\r\n",
 		  MS_EPROTO, MS_SCOPE_ACCOUNT, "", "malformed literal" },
@@ -648,7 +650,8 @@ static void test_remove(void)
 		CAPA_STEP("IMAP4rev1 UIDPLUS"),
 		{ "SELECT \"INBOX\"", "%T OK [READ-WRITE] done\r\n", 0 },
 		{ "UID STORE 3,5 +FLAGS.SILENT (\\Deleted)",
-		  "* 2 FETCH (FLAGS (\\Deleted \\Seen))\r\n%T OK stored\r\n", 2 },
+		  "* 2 FETCH (FLAGS (\\Deleted \\Seen))\r\n"
+		  "%T OK stored\r\n", 2 },
 		{ "UID EXPUNGE 3,5", "* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n%T OK\r\n",
 		  0 },
 		{ "UID STORE 7 +FLAGS.SILENT (\\Deleted)",
@@ -697,7 +700,8 @@ static void test_meta_flags(void)
 		  "* 1 FETCH (RFC822.SIZE 100 UID 2 FLAGS (\\Answered \\Draft) "
 		  "INTERNALDATE \" 1-Jan-2020 10:00:00 +0100\")\r\n"
 		  "* 2 FETCH (FLAGS (\\Seen))\r\n"
-		  "* 3 FETCH (UID 9 INTERNALDATE \"31-Dec-1969 23:00:00 +0000\" "
+		  "* 3 FETCH (UID 9 INTERNALDATE "
+		  "\"31-Dec-1969 23:00:00 +0000\" "
 		  "RFC822.SIZE 7 FLAGS ())\r\n%T OK\r\n", 0 },
 		{ "UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE 5)",
 		  "* 1 FETCH (UID 2 MODSEQ (7) FLAGS (\\Deleted \\Seen kw))\r\n"
