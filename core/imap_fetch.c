@@ -346,7 +346,7 @@ static int date_value(struct fctx *f, struct item *it, struct ms_err *e)
 static int fetch_item(struct fctx *f, struct item *it,
 		      const struct ms_imap_tok *name, struct ms_err *e)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int rc;
 
 	if (!strcasecmp(name->s, "UID")) {
