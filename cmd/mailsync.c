@@ -43,6 +43,7 @@ struct cli {
 static volatile sig_atomic_t stop;
 static volatile pid_t children[MAX_JOBS];
 static volatile sig_atomic_t nchildren;
+static int in_child; /* a parallel child: no progress line on the tty */
 
 static const char usage_text[] =
 	"usage: mailsync [-c FILE] [-n] [-v|-vv] [-q] [ACCOUNT...]\n"
@@ -282,7 +283,7 @@ static int sync_one(const struct ms_config *c, const struct ms_account *a,
 
 	memset(&st, 0, sizeof st);
 	ms_err_clear(&e);
-	ro.progress = !o->quiet && isatty(2);
+	ro.progress = !o->quiet && !in_child && isatty(2);
 	rc = ms_sync_account(c, a, &ro, &st, &e);
 	if (rc)
 		out_line(2, "mailsync: %s: %s", a->name,
@@ -327,6 +328,7 @@ static int sync_parallel(const struct ms_config *c,
 			pid = fork();
 			if (pid == 0) {
 				nchildren = 0;
+				in_child = 1;
 				_exit(ms_err_exit_status(sync_one(c, v[next],
 								  o)));
 			}

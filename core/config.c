@@ -9,15 +9,16 @@
  * duplicate or malformed key stops the load with "FILE:LINE: what".
  * Secrets: an inline password requires a 0600 file owned by the user
  * (checked on the fstat of the fd we read, so a symlink is no loophole).
+ * Values are parsed in config_value.c, secrets fetched in config_secret.c.
  */
 #include "config.h"
+#include "config_int.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +37,6 @@ static const char *const account_keys[] = {
 	"policy", "max_message_size", "timeout", "mirror",
 	"mirror_max_percent", "removed_keep_days", NULL
 };
-enum {
-	K_SOURCE, K_USER, K_PASSWORD, K_PASSWORD_FILE, K_PASSWORD_COMMAND,
-	K_AUTH, K_TLS_CA_FILE, K_TLS_PIN, K_FOLDERS, K_STORE, K_LAYOUT,
-	K_POLICY, K_MAX_MESSAGE_SIZE, K_TIMEOUT, K_MIRROR,
-	K_MIRROR_MAX_PERCENT, K_REMOVED_KEEP_DAYS, K_NKEYS
-};
-enum { G_STATE_DIR, G_JOBS };
-
 static const char *const all_keys[] = {
 	"general.state_dir", "general.jobs",
 	"account.source", "account.user", "account.password",
@@ -129,463 +122,6 @@ static int oom(struct pctx *p)
 	return ms_err_set(p->e, MS_EINTERNAL, "out of memory");
 }
 
-static int set_str(struct pctx *p, char **dst, const char *val)
-{
-	free(*dst);
-	*dst = strdup(val);
-	return *dst ? 0 : oom(p);
-}
-
-/* Decimal without sign; MS_ECONFIG-free: returns -1 on junk/overflow. */
-static int parse_uint(const char *s, const char **end, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	for (; isdigit((unsigned char)*s); s++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*end = s;
-	*out = v;
-	return 0;
-}
-
-static int set_range(struct pctx *p, const char *key, const char *val,
-		     unsigned lo, unsigned hi, unsigned *dst)
-{
-	const char *end;
-	uint64_t v;
-	char why[64];
-
-	if (parse_uint(val, &end, &v) < 0 || *end || v < lo || v > hi) {
-		snprintf(why, sizeof why, "is not a whole number from %u to %u",
-			 lo, hi);
-		return bad(p, key, val, why);
-	}
-	*dst = (unsigned)v;
-	return 0;
-}
-
-/* Lexically normalise an absolute path: no "", "." or ".." components. */
-static void normalise(char *path)
-{
-	char *out = path, *s = path;
-	size_t n;
-
-	while (*s) {
-		while (*s == '/')
-			s++;
-		n = strcspn(s, "/");
-		if (n == 0)
-			break;
-		if (n == 1 && s[0] == '.') {
-		} else if (n == 2 && s[0] == '.' && s[1] == '.') {
-			while (out > path && *--out != '/')
-				;
-		} else {
-			*out++ = '/';
-			memmove(out, s, n);
-			out += n;
-		}
-		s += n;
-	}
-	if (out == path)
-		*out++ = '/';
-	*out = '\0';
-}
-
-static const char *home_dir(void)
-{
-	const char *h = getenv("HOME");
-	struct passwd *pw;
-
-	if (h && h[0] == '/')
-		return h;
-	pw = getpwuid(geteuid());
-	return pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
-}
-
-/* "~/x" -> $HOME/x, relative -> against base; caller frees. */
-static char *resolve(const char *base, const char *v)
-{
-	const char *home, *pre = base, *rest = v;
-	char *out;
-	size_t n;
-
-	if (v[0] == '~' && (v[1] == '/' || v[1] == '\0')) {
-		if (!(home = home_dir()))
-			return NULL;
-		pre = home;
-		rest = v + 1;
-	} else if (v[0] == '/') {
-		pre = "";
-	}
-	n = strlen(pre) + strlen(rest) + 2;
-	if (!(out = malloc(n)))
-		return NULL;
-	snprintf(out, n, "%s/%s", pre, rest);
-	normalise(out);
-	return out;
-}
-
-static int set_path(struct pctx *p, const char *key, const char *shown,
-		    const char *val, char **dst)
-{
-	char *r;
-
-	if (val[0] == '~' && val[1] != '/' && val[1] != '\0')
-		return bad(p, key, shown, "uses ~user, which is not supported");
-	if (!(r = resolve(p->dir, val)))
-		return bad(p, key, shown, "needs $HOME, which is not set");
-	free(*dst);
-	*dst = r;
-	return 0;
-}
-
-static const struct scheme {
-	const char *pfx;
-	int proto, tls, port;
-} schemes[] = {
-	{ "imaps://", MS_PROTO_IMAP, 1, 993 },
-	{ "pop3s://", MS_PROTO_POP3, 1, 995 },
-	{ "imap://", MS_PROTO_IMAP, 0, 143 },
-	{ "pop3://", MS_PROTO_POP3, 0, 110 },
-};
-
-static const char hostchars[] = "abcdefghijklmnopqrstuvwxyz"
-				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
-
-/* Split "[v6]" or "name" at the start of h (n bytes of authority). */
-static const char *source_host(const char *h, size_t n, const char **hs,
-			       const char **he)
-{
-	const char *end;
-
-	if (h[0] == '[') {
-		end = memchr(h, ']', n);
-		if (!end || end == h + 1 || !memchr(h + 1, ':', end - h - 1) ||
-		    strspn(h + 1, "0123456789abcdefABCDEF:.") !=
-			    (size_t)(end - h - 1))
-			return NULL;
-		*hs = h + 1;
-		*he = end;
-		return end + 1;
-	}
-	*hs = h;
-	*he = h + strspn(h, hostchars);
-	return *he == h ? NULL : *he;
-}
-
-static int set_source(struct pctx *p, struct ms_account *a, const char *val)
-{
-	const struct scheme *sc = NULL;
-	const char *h, *hs, *he, *q, *auth_end;
-	char host[256], url[320];
-	uint64_t port;
-	size_t i, n;
-
-	for (i = 0; i < sizeof schemes / sizeof schemes[0] && !sc; i++)
-		if (!strncasecmp(val, schemes[i].pfx, strlen(schemes[i].pfx)))
-			sc = &schemes[i];
-	if (!sc)
-		return bad(p, "source", val, "must start with imaps://, "
-			   "pop3s://, imap:// or pop3://");
-	h = val + strlen(sc->pfx);
-	n = strcspn(h, "/?#");
-	auth_end = h + n;
-	if (memchr(h, '@', n))
-		return bad(p, "source", val, "must not contain a user name "
-			   "(use the \"user\" key)");
-	if (*auth_end && strcmp(auth_end, "/"))
-		return bad(p, "source", val, "must not have a path or query");
-	if (!(q = source_host(h, n, &hs, &he)) || q > auth_end)
-		return bad(p, "source", val, "has no valid host name");
-	if ((size_t)(he - hs) >= sizeof host)
-		return bad(p, "source", val, "has a host name that is too long");
-	port = (uint64_t)sc->port;
-	if (q < auth_end && *q == ':' &&
-	    (parse_uint(q + 1, &q, &port) < 0 || q != auth_end || port < 1 ||
-	     port > 65535))
-		return bad(p, "source", val, "has a bad port");
-	if (q != auth_end)
-		return bad(p, "source", val, "has a bad host name");
-	for (i = 0; hs + i < he; i++)
-		host[i] = (char)tolower((unsigned char)hs[i]);
-	host[i] = '\0';
-	a->proto = sc->proto;
-	a->tls_implicit = sc->tls;
-	a->port = (int)port;
-	snprintf(url, sizeof url, "%s%s%s%s:%d/", sc->pfx,
-		 *h == '[' ? "[" : "", host, *h == '[' ? "]" : "", a->port);
-	if (set_str(p, &a->host, host) || set_str(p, &a->url, url))
-		return MS_EINTERNAL;
-	return 0;
-}
-
-static int b64val(int ch)
-{
-	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				 "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	const char *s = ch ? strchr(al, ch) : NULL;
-
-	return s ? (int)(s - al) : -1;
-}
-
-/* "sha256//" + canonical base64 of 32 bytes: 43 symbols and one '='. */
-static int pin_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n != 8 + 44 || strncmp(s, "sha256//", 8))
-		return 0;
-	for (i = 8; i < 8 + 43; i++)
-		if (b64val((unsigned char)s[i]) < 0)
-			return 0;
-	return s[8 + 43] == '=' && (b64val((unsigned char)s[8 + 42]) & 3) == 0;
-}
-
-static int set_pin(struct pctx *p, struct ms_account *a, const char *val)
-{
-	char *out = malloc(strlen(val) + 1), *o = out;
-	const char *s = val;
-	size_t n;
-
-	if (!out)
-		return oom(p);
-	for (;;) {
-		s += strspn(s, " \t");
-		n = strcspn(s, ";");
-		while (n && isspace((unsigned char)s[n - 1]))
-			n--;
-		if (!pin_ok(s, n)) {
-			free(out);
-			return bad(p, "tls_pin", val, "must be sha256//BASE64 "
-				   "(of a 32-byte SHA-256 digest), separated "
-				   "by \";\"");
-		}
-		memcpy(o, s, n);
-		o += n;
-		s += strcspn(s, ";");
-		if (!*s++)
-			break;
-		*o++ = ';';
-	}
-	*o = '\0';
-	free(a->tls_pin);
-	a->tls_pin = out;
-	return 0;
-}
-
-/* Whitespace-separated words; "..." keeps spaces, \" and \\ inside. */
-static int next_word(const char **sp, char *w, size_t *wl)
-{
-	const char *s = *sp;
-	size_t j = 0;
-
-	while (*s && !isspace((unsigned char)*s)) {
-		if (*s != '"') {
-			w[j++] = *s++;
-			continue;
-		}
-		for (s++; *s && *s != '"'; s++) {
-			if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
-				s++;
-			w[j++] = *s;
-		}
-		if (!*s)
-			return -1;
-		s++;
-	}
-	w[j] = '\0';
-	*wl = j;
-	*sp = s;
-	return 0;
-}
-
-static int set_folders(struct pctx *p, struct ms_account *a, const char *val)
-{
-	const char *s = val;
-	char *w = malloc(strlen(val) + 1), **v;
-	size_t wl;
-	int rc = 0;
-
-	if (!w)
-		return oom(p);
-	for (;;) {
-		s += strspn(s, " \t");
-		if (!*s)
-			break;
-		if (next_word(&s, w, &wl) < 0) {
-			rc = bad(p, "folders", val, "has an unterminated quote");
-			break;
-		}
-		if (wl == 0 || !strcmp(w, "!")) {
-			rc = bad(p, "folders", val, "has an empty pattern");
-			break;
-		}
-		v = realloc(a->folders, (a->nfolders + 1) * sizeof *v);
-		if (v)
-			a->folders = v;
-		if (!v || !(v[a->nfolders] = strdup(w))) {
-			rc = oom(p);
-			break;
-		}
-		a->nfolders++;
-	}
-	free(w);
-	return rc;
-}
-
-static int set_store(struct pctx *p, struct ms_account *a, const char *val)
-{
-	const char *path;
-
-	if (!strncmp(val, "maildir:", 8)) {
-		a->store = MS_STORE_MAILDIR;
-		path = val + 8;
-	} else if (!strncmp(val, "mbox:", 5)) {
-		a->store = MS_STORE_MBOX;
-		path = val + 5;
-	} else {
-		return bad(p, "store", val, "must be maildir:PATH or mbox:PATH");
-	}
-	if (!*path)
-		return bad(p, "store", val, "has no path");
-	return set_path(p, "store", val, path, &a->store_path);
-}
-
-static int set_policy(struct pctx *p, struct ms_account *a, const char *val)
-{
-	const char *s;
-	uint64_t n;
-
-	if (!strcmp(val, "keep")) {
-		a->policy = MS_POLICY_KEEP;
-		return 0;
-	}
-	if (!strcmp(val, "delete")) {
-		a->policy = MS_POLICY_DELETE;
-		return 0;
-	}
-	s = val + 12;
-	if (strncmp(val, "delete-after", 12) || !isspace((unsigned char)*s))
-		return bad(p, "policy", val, "must be keep, delete or "
-			   "delete-after DAYS");
-	s += strspn(s, " \t");
-	if (parse_uint(s, &s, &n) < 0 || (*s == 'd' && *++s) || *s ||
-	    n < 1 || n > 36500)
-		return bad(p, "policy", val, "must give DAYS as a whole number "
-			   "from 1 to 36500 (\"30\" or \"30d\")");
-	a->policy = MS_POLICY_DELETE_AFTER;
-	a->delete_after_days = (unsigned)n;
-	return 0;
-}
-
-static int set_size(struct pctx *p, struct ms_account *a, const char *val)
-{
-	const char *s;
-	uint64_t n, mul = 1;
-
-	if (parse_uint(val, &s, &n) < 0)
-		return bad(p, "max_message_size", val, "must be a number of "
-			   "bytes with an optional K, M or G suffix");
-	switch (*s) {
-	case 'k': case 'K': mul = 1024; s++; break;
-	case 'm': case 'M': mul = 1024 * 1024; s++; break;
-	case 'g': case 'G': mul = 1024 * 1024 * 1024; s++; break;
-	}
-	if (*s)
-		return bad(p, "max_message_size", val, "must be a number of "
-			   "bytes with an optional K, M or G suffix");
-	if (n > UINT64_MAX / mul)
-		return bad(p, "max_message_size", val, "is too large");
-	a->max_message_size = n * mul;
-	return 0;
-}
-
-/* Map a word to an enum value through a NULL-terminated name table. */
-static int set_word(struct pctx *p, const char *key, const char *val,
-		    const char *const *names, const char *why, int *dst)
-{
-	int i;
-
-	for (i = 0; names[i]; i++)
-		if (!strcmp(val, names[i])) {
-			*dst = i;
-			return 0;
-		}
-	return bad(p, key, val, why);
-}
-
-static int set_ca(struct pctx *p, struct ms_account *a, const char *val)
-{
-	char why[128];
-	int rc = set_path(p, "tls_ca_file", val, val, &a->tls_ca_file);
-
-	if (rc || access(a->tls_ca_file, R_OK) == 0)
-		return rc;
-	snprintf(why, sizeof why, "cannot be read: %s", strerror(errno));
-	return bad(p, "tls_ca_file", val, why);
-}
-
-static int set_account(struct pctx *p, struct ms_account *a, int k,
-		       const char *val)
-{
-	static const char *const auths[] = { "auto", "plain", "login",
-		"xoauth2", "oauthbearer", NULL };
-	static const char *const layouts[] = { "verbatim", "maildir++", NULL };
-	static const char *const mirrors[] = { "no", "flags", "full", NULL };
-	int v = 0, rc;
-
-	switch (k) {
-	case K_SOURCE: return set_source(p, a, val);
-	case K_USER: return set_str(p, &a->user, val);
-	case K_PASSWORD: return set_str(p, &a->password, val);
-	case K_PASSWORD_FILE:
-		return set_path(p, "password_file", val, val, &a->password_file);
-	case K_PASSWORD_COMMAND: return set_str(p, &a->password_command, val);
-	case K_AUTH:
-		rc = set_word(p, "auth", val, auths, "must be auto, plain, "
-			      "login, xoauth2 or oauthbearer", &v);
-		a->auth = (enum ms_auth)v;
-		return rc;
-	case K_TLS_CA_FILE: return set_ca(p, a, val);
-	case K_TLS_PIN: return set_pin(p, a, val);
-	case K_FOLDERS: return set_folders(p, a, val);
-	case K_STORE: return set_store(p, a, val);
-	case K_LAYOUT:
-		rc = set_word(p, "layout", val, layouts, "must be verbatim or "
-			      "maildir++", &v);
-		a->layout = (enum ms_layout)v;
-		return rc;
-	case K_POLICY: return set_policy(p, a, val);
-	case K_MAX_MESSAGE_SIZE: return set_size(p, a, val);
-	case K_TIMEOUT:
-		return set_range(p, "timeout", val, 1, 3600, &a->timeout);
-	case K_MIRROR:
-		rc = set_word(p, "mirror", val, mirrors, "must be no, flags or "
-			      "full", &v);
-		a->mirror = (enum ms_mirror)v;
-		return rc;
-	case K_MIRROR_MAX_PERCENT:
-		return set_range(p, "mirror_max_percent", val, 0, 100,
-				 &a->mirror_max_percent);
-	default:
-		return set_range(p, "removed_keep_days", val, 0, 36500,
-				 &a->removed_keep_days);
-	}
-}
-
-static int set_general(struct pctx *p, int k, const char *val)
-{
-	if (k == G_STATE_DIR)
-		return set_path(p, "state_dir", val, val, &p->c->state_dir);
-	return set_range(p, "jobs", val, 1, 64, &p->c->jobs);
-}
-
 static int key_index(const char *const *keys, const char *name)
 {
 	int i;
@@ -601,9 +137,9 @@ static int handler(void *user, const char *section, const char *name,
 {
 	struct pctx *p = user;
 	struct section *sec;
-	char n[80];
+	char n[80], why[256];
 	const char *s;
-	int k;
+	int k, rc;
 
 	(void)section; /* inih truncates it; we track sections ourselves */
 	if (p->failed)
@@ -629,8 +165,14 @@ static int handler(void *user, const char *section, const char *name,
 				     "value of \"%s\" in [%s]", name,
 				     sec->name);
 	if (sec->acct < 0)
-		return set_general(p, k, value) == 0;
-	return set_account(p, &p->c->accounts[sec->acct], k, value) == 0;
+		rc = ms_config_set_general(p->c, k, value, p->dir, why,
+					   sizeof why);
+	else
+		rc = ms_config_set_account(&p->c->accounts[sec->acct], k,
+					   value, p->dir, why, sizeof why);
+	if (rc == MS_EINTERNAL)
+		return !oom(p);
+	return rc ? !bad(p, name, value, why) : 1;
 }
 
 static int name_ok(const char *s, size_t n)
@@ -672,7 +214,7 @@ static int section_line(struct pctx *p, const char *s)
 {
 	struct section *v, *sec;
 	const char *end = strchr(s, ']'), *rest;
-	char n[80];
+	char n[80], shown[80];
 	size_t i, len;
 
 	if (!end)
@@ -684,7 +226,7 @@ static int section_line(struct pctx *p, const char *s)
 	snprintf(n, sizeof n, "%.*s", (int)(len < 70 ? len : 70), s + 1);
 	if (!name_ok(s + 1, len))
 		return perr(p, p->line, "bad section name \"%s\": use 1 to 64 "
-			    "of A-Z a-z 0-9 . _ -", show(n, n, sizeof n));
+			    "of A-Z a-z 0-9 . _ -", show(n, shown, sizeof shown));
 	for (i = 0; i < p->nsecs; i++)
 		if (!strcmp(p->secs[i].name, n))
 			return perr(p, p->line, "duplicate section [%s] "
@@ -776,7 +318,8 @@ static int validate(struct pctx *p, const struct section *sec)
 	for (i = 0; i < 3; i++)
 		if (sec->seen[pw[i]]) {
 			n++;
-			last = last > sec->seen[pw[i]] ? last : sec->seen[pw[i]];
+			if (sec->seen[pw[i]] > last)
+				last = sec->seen[pw[i]];
 		}
 	if (n == 0)
 		return perr(p, sec->line, "missing \"password\", "
@@ -787,8 +330,8 @@ static int validate(struct pctx *p, const struct section *sec)
 			    "\"password_file\" and \"password_command\" may be "
 			    "set in [%s]", sec->name);
 	if (a->proto == MS_PROTO_POP3 && sec->seen[K_FOLDERS])
-		return perr(p, sec->seen[K_FOLDERS], "\"folders\" in [%s] needs "
-			    "an IMAP source", sec->name);
+		return perr(p, sec->seen[K_FOLDERS], "\"folders\" in [%s] "
+			    "needs an IMAP source", sec->name);
 	if (a->proto == MS_PROTO_POP3 && a->mirror != MS_MIRROR_NO)
 		return perr(p, sec->seen[K_MIRROR], "\"mirror\" in [%s] needs "
 			    "an IMAP source", sec->name);
@@ -825,7 +368,7 @@ static char *xdg_path(const char *var, const char *fallback,
 	size_t n;
 	char *out;
 
-	home = x && x[0] == '/' ? NULL : home_dir();
+	home = x && x[0] == '/' ? NULL : ms_config_home();
 	if (!(x && x[0] == '/') && !home)
 		return NULL;
 	n = (x && x[0] == '/' ? strlen(x) : strlen(home) + strlen(fallback)) +
@@ -836,7 +379,7 @@ static char *xdg_path(const char *var, const char *fallback,
 		snprintf(out, n, "%s/%s", x, tail);
 	else
 		snprintf(out, n, "%s/%s/%s", home, fallback, tail);
-	normalise(out);
+	ms_config_normalise(out);
 	return out;
 }
 
@@ -875,7 +418,7 @@ static char *file_dir(const char *path)
 	if (!(abs = malloc(n)))
 		return NULL;
 	snprintf(abs, n, "%s/%s", path[0] == '/' ? "" : cwd, path);
-	normalise(abs);
+	ms_config_normalise(abs);
 	slash = strrchr(abs, '/');
 	slash[slash == abs] = '\0';
 	return abs;

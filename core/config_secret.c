@@ -141,7 +141,7 @@ static void child(const char *cmd, int in, int outfd)
 	sigset_t none;
 
 	setpgid(0, 0);
-	signal(SIGPIPE, SIG_DFL); /* the CLI ignores it; the command should not */
+	signal(SIGPIPE, SIG_DFL); /* ignored by the CLI, not by the command */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (dup2(in, 0) < 0 || dup2(outfd, 1) < 0)

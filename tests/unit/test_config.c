@@ -373,7 +373,8 @@ static void test_bads(void)
 #define NOACC "no accounts (add a [NAME] section with source, user, " \
 	      "store and a password source)"
 #define SYNTAX "syntax error: expected \"[section]\" or \"key = value\""
-#define LONG64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define LONG32 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define LONG64 LONG32 LONG32
 
 static const struct shape {
 	const char *name, *body;
@@ -807,7 +808,8 @@ static void test_docs(void)
 	static const char *const opts[] = { "c", "-config", "n", "-dry-run",
 		"v", "-verbose", "q", "-quiet", "-help", "-version", NULL };
 	const char *const *k = ms_config_keys();
-	char *man5 = slurp("man/mailsync.ini.5"), *man1 = slurp("man/mailsync.1");
+	char *man5 = slurp("man/mailsync.ini.5");
+	char *man1 = slurp("man/mailsync.1");
 	char path[4200], name[128];
 	struct ms_config *c = NULL;
 	struct ms_err e;
