@@ -180,8 +180,11 @@ static void test_enospc(void)
 
 	mkdir(at("small"), 0700);
 	fflush(stdout);
-	if ((pid = fork()) == 0)
-		_exit(enospc_child());
+	if ((pid = fork()) == 0) {
+		int r = enospc_child();
+		fflush(stdout);
+		_exit(r);
+	}
 	waitpid(pid, &st, 0);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
 		printf("ok %d - ENOSPC # SKIP needs root and unshare -m\n",
