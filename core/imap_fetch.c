@@ -658,7 +658,7 @@ int imap_flags(struct ms_source *s, uint64_t since_modseq, ms_msg_cb cb,
 	char cmd[128];
 	int rc;
 
-	if (!(rc = pipe_init(&f, s, MODE_FLAGS, NULL, 0, e))) {
+	if (!(rc = pipe_init(&f, s, MODE_FLAGS, NULL, 0, e)) && s->exists) {
 		f.cb = cb;
 		f.cbctx = ctx;
 		if (since_modseq && (s->caps & IMAP_CAP_CONDSTORE))

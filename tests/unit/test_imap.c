@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "net.h"
 #include "t.h"
 
@@ -139,6 +140,8 @@ static void *peer_main(void *arg)
 	return NULL;
 }
 
+static unsigned net_timeout = 5;
+
 /* Start a peer and open the engine over it (script starts with the
  * CAPABILITY step). */
 static struct ms_source *start(struct peer *p, const struct step *steps,
@@ -159,7 +162,7 @@ static struct ms_source *start(struct peer *p, const struct step *steps,
 		abort();
 	p->fd = sv[1];
 	pthread_create(&p->th, NULL, peer_main, p);
-	if (ms_net_from_fd(&net, sv[0], 5, e))
+	if (ms_net_from_fd(&net, sv[0], net_timeout, e))
 		return NULL;
 	if (ms_imap_source.open(&s, net, &acct, e))
 		return NULL;
@@ -298,6 +301,15 @@ static struct ms_source *start_examined(struct peer *p,
 		return s;
 	}
 	return s;
+}
+
+static struct log trace;
+
+static void trace_sink(int level, const char *line, void *ctx)
+{
+	(void)ctx;
+	if (level == MS_LOG_DEBUG)
+		logf_(&trace, "%s\n", line);
 }
 
 /* ---- tests ---- */
@@ -472,10 +484,21 @@ static void test_fetch(void)
 	struct ms_err e;
 	struct tsink t = { .fail_uid = 0 };
 	struct ms_msg m[3] = { mk(5, 10), mk(3, 10), mk(7, 10) };
-	struct ms_source *s = start_examined(&p, sc, NSTEPS(sc), &e);
+	struct ms_source *s;
 	int rc;
 
+	ms_log_setup(trace_sink, NULL, MS_LOG_DEBUG);
+	s = start_examined(&p, sc, NSTEPS(sc), &e);
 	rc = ms_imap_source.fetch(s, m, 3, &tsink_ops, &t, &e);
+	ms_log_setup(NULL, NULL, MS_LOG_WARN);
+	T_OK(strstr(trace.s, "C: m3 UID FETCH 3,5,7 (UID RFC822.SIZE FLAGS "
+		    "INTERNALDATE BODY.PEEK[])\n") != NULL, "trace: command");
+	T_OK(strstr(trace.s, "S: * 1 FETCH (UID 3 RFC822.SIZE 19189 FLAGS "
+		    "(\\Seen \\Flagged $Junk) INTERNALDATE \"17-Jul-1996 "
+		    "02:44:25 -0700\" BODY[] {24})\n") != NULL,
+	     "trace: response without literal bytes");
+	T_OK(strstr(trace.s, "S: m3 OK done\n") != NULL &&
+	     !strstr(trace.s, "hello"), "trace: tagged line, no body bytes");
 	T_EQ_INT(rc, 0, "fetch: rc");
 	T_EQ_STR(t.l.s,
 		 "B3:24 <m3 OK done\r\n* 3 FETCH \r\n> E3/42 s=24 f=5 "
@@ -531,6 +554,10 @@ static void test_fetch_bad(void)
 		{ "BODY[] without UID",
 		  "* 1 FETCH (BODY[] {1}\r\na)\r\n%T OK\r\n",
 		  MS_EPROTO, MS_SCOPE_ACCOUNT, "B0:1 <a> ABORT\n", "no UID" },
+		{ "timeout mid-literal",
+		  "* 1 FETCH (UID 3 BODY[] {100}\r\nabc",
+		  MS_ETEMP, MS_SCOPE_ACCOUNT, "B3:100 <abc> ABORT\n",
+		  "timeout" },
 		{ "hostile literal", "* 1 FETCH (UID 3 BODY[] {-1}\r\n",
 		  MS_EPROTO, MS_SCOPE_ACCOUNT, "", "malformed literal" },
 		{ "expunged meanwhile",
@@ -548,10 +575,13 @@ static void test_fetch_bad(void)
 		struct ms_err e;
 		struct tsink t = { .fail_uid = 0 };
 		struct ms_msg m[2] = { mk(3, 1), mk(5, 1) };
-		struct ms_source *s = start_examined(&p, sc, NSTEPS(sc), &e);
+		struct ms_source *s;
 		char name[200];
 		int rc;
 
+		net_timeout = strstr(bc[i].name, "timeout") ? 1 : 5;
+		s = start_examined(&p, sc, NSTEPS(sc), &e);
+		net_timeout = 5;
 		ms_err_clear(&e);
 		rc = ms_imap_source.fetch(s, m, 2, &tsink_ops, &t, &e);
 		snprintf(name, sizeof name, "fetch %s: rc", bc[i].name);
@@ -695,7 +725,8 @@ static void test_meta_flags(void)
 	static const struct step sc[] = {
 		CAPA_STEP("IMAP4rev1 CONDSTORE"),
 		{ "EXAMINE \"INBOX\" (CONDSTORE)",
-		  "* OK [UIDVALIDITY 42] v\r\n%T OK done\r\n", 0 },
+		  "* 3 EXISTS\r\n* OK [UIDVALIDITY 42] v\r\n%T OK done\r\n",
+		  0 },
 		{ "UID FETCH 2:3,9 (UID RFC822.SIZE FLAGS INTERNALDATE)",
 		  "* 1 FETCH (RFC822.SIZE 100 UID 2 FLAGS (\\Answered \\Draft) "
 		  "INTERNALDATE \" 1-Jan-2020 10:00:00 +0100\")\r\n"
