@@ -1,0 +1,90 @@
+/*
+ * mbox_int.h: what mbox.c (messages, locks, commit) and mbox_index.c (the
+ * PATH.msidx index, crash recovery, scan) share.  Internal to the mbox
+ * store: nothing else includes it.
+ */
+#ifndef MS_MBOX_INT_H
+#define MS_MBOX_INT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "buf.h"
+#include "mbox_quote.h"
+#include "store.h"
+
+#define CHUNK (32 * 1024)         /* input bytes converted per step */
+#define COPY_BUF (256 * 1024)     /* commit writes */
+#define HDR_KEEP (64 * 1024)      /* header bytes kept for Return-Path */
+#define IDX_MAGIC "mailsync-mbox-index 1\n"
+#define FROM_MAX 320
+
+struct ms_store {
+	const struct ms_account *a;
+	int dry_run;
+	int pop3;       /* store_path is the mbox file itself */
+	int dirfd;      /* POP3: the file's directory; IMAP: the root */
+	char *root;     /* directory path, for messages */
+	char *base;     /* POP3: the file name */
+};
+
+struct done_msg {
+	off_t start, len;        /* quoted bytes in the spool */
+	struct ms_msg meta;
+	char from[FROM_MAX];     /* the From_ line with its LF */
+	unsigned char sha[32];
+	int nl_added;
+};
+
+struct ms_store_folder {
+	struct ms_store *s;
+	int dirfd;               /* the mbox's directory */
+	char *name, *path;       /* file name in dirfd; full path */
+	char *lockname, *idxname;
+	int fd;                  /* the mbox, O_RDWR|O_APPEND; -1 if none */
+	int spool;               /* anonymous temp file; -1 until needed */
+	off_t spool_end;
+	struct done_msg *msgs;
+	size_t n, cap;
+	struct ms_store_msg *cur;
+	char *lf, *q, *wbuf;     /* CHUNK + 8, 2 * CHUNK + 16, COPY_BUF */
+	/* index as last read */
+	off_t idx_off;           /* bytes of complete lines parsed */
+	int idx_torn;            /* a partial line follows idx_off */
+	int open_b;              /* an append was begun and not closed */
+	uint64_t b_pre, b_end;
+	int dotlocked, fcntl_locked;
+	time_t touched;          /* last refresh of our dotlock */
+};
+
+struct ms_store_msg {
+	struct ms_store_folder *f;
+	off_t start, pos;        /* in the spool */
+	uint64_t raw;            /* LF bytes (what is hashed) */
+	char last;
+	struct ms_mbox_crlf crlf;
+	struct ms_mbox_quote quote;
+	EVP_MD_CTX *md;
+	char *hdr;               /* first HDR_KEEP bytes up to the blank line */
+	size_t hlen;
+	int hdr_done;
+};
+
+/* Index (mbox_index.c).  Each returns 0 or a negative MS_E*. */
+/* Parse what was appended to the index since the last call. */
+int ms_mbox_idx_refresh(struct ms_store_folder *f, struct ms_err *e);
+/* Append records and fsync (creating the index with its magic line). */
+int ms_mbox_idx_append(struct ms_store_folder *f, const char *p, size_t n,
+		       struct ms_err *e);
+/* Locks held: cut an append a crash left open, close it with "x". */
+int ms_mbox_recover(struct ms_store_folder *f, struct ms_err *e);
+/* The "m" record of a message appended at off, len bytes long. */
+int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
+		       uint64_t len, struct ms_err *e);
+int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		 struct ms_err *e);
+
+#endif
