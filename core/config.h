@@ -24,7 +24,7 @@ enum ms_policy { MS_POLICY_KEEP = 0, MS_POLICY_DELETE, MS_POLICY_DELETE_AFTER };
 enum ms_mirror { MS_MIRROR_NO = 0, MS_MIRROR_FLAGS, MS_MIRROR_FULL };
 
 struct ms_account {
-	char *name;          /* section name [account NAME] */
+	char *name;          /* the section name: [NAME] */
 	char *cfg_file;      /* config file path, for messages */
 	int cfg_line;        /* line of the section header */
 
@@ -32,7 +32,7 @@ struct ms_account {
 	int tls_implicit;    /* 1: imaps/pop3s; 0: imap/pop3 + STARTTLS/STLS required */
 	char *host;
 	int port;            /* filled with the default when absent */
-	char *url;           /* canonical "imaps://host:port" for net.c */
+	char *url;           /* canonical "imaps://host:port/" for net.c */
 
 	char *user;
 	char *password;         /* inline (config must be 0600); may be NULL */

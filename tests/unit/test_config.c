@@ -419,6 +419,9 @@ static const struct shape {
 	  "store = maildir:/m\npassword_command = x\n", 0, NULL },
 	{ "section name empty", "[]\n", 1, "bad section name \"\": use 1 to "
 	  "64 of A-Z a-z 0-9 . _ -" },
+	{ "section name account x", "[account x]\n", 1, "bad section name "
+	  "\"account x\": use 1 to 64 of A-Z a-z 0-9 . _ - (an account "
+	  "section is just [NAME])" },
 	{ "section name slash", "[a/b]\n", 1, "bad section name \"a/b\": use "
 	  "1 to 64 of A-Z a-z 0-9 . _ -" },
 	{ "missing ]", A "[b\n", 6, "syntax error: missing \"]\"" },
