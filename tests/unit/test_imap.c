@@ -765,6 +765,62 @@ static void test_meta_flags(void)
 	peer_free(&p);
 }
 
+/* F15: hard caps on folders, SEARCH results and endless untagged data. */
+static void test_caps_hostile(void)
+{
+	size_t i, o = 0, cap = 100002 * 40;
+	char *list = malloc(cap), *oks = malloc(cap);
+	struct step sc[] = {
+		CAPA_STEP("IMAP4rev1 ESEARCH"),
+		{ "LIST \"\" \"*\"", list, 0 },
+		{ "EXAMINE \"INBOX\"", oks, 0 },
+	};
+	static const struct step sc2[] = {
+		CAPA_STEP("IMAP4rev1 ESEARCH"),
+		EXAMINE_STEP,
+		{ "UID SEARCH RETURN (ALL) ALL",
+		  "* ESEARCH (TAG \"%T\") UID ALL 1:10000001\r\n%T OK\r\n", 0 },
+	};
+	struct ms_folder_status st;
+	struct log *l = calloc(1, sizeof *l);
+	struct peer p;
+	struct ms_err e;
+	struct ms_source *s;
+	int rc;
+
+	for (i = 0; i <= 100000; i++)
+		o += (size_t)snprintf(list + o, cap - o,
+				      "* LIST () \"/\" f%zu\r\n", i);
+	snprintf(list + o, cap - o, "%%T OK\r\n");
+	for (i = 0, o = 0; i <= 100000; i++)
+		o += (size_t)snprintf(oks + o, cap - o, "* OK x\r\n");
+	snprintf(oks + o, cap - o, "%%T OK\r\n");
+	s = start(&p, sc, NSTEPS(sc), &e);
+	rc = ms_imap_source.list(s, folder_cb, l, &e);
+	T_EQ_INT(rc, MS_EPROTO, "100,001 folders: MS_EPROTO");
+	T_OK(strstr(e.msg, "100000 folders") != NULL, "100,001 folders: msg");
+	finish(&p, s, 0);
+	peer_free(&p);
+
+	sc[1] = sc[2];
+	s = start(&p, sc, 2, &e);
+	rc = ms_imap_source.select(s, "INBOX", 0, &st, &e);
+	T_EQ_INT(rc, MS_EPROTO, "100,001 untagged OK lines: MS_EPROTO");
+	finish(&p, s, 0);
+	peer_free(&p);
+
+	s = start_examined(&p, sc2, NSTEPS(sc2), &e);
+	l->n = 0;
+	rc = ms_imap_source.ids(s, msg_cb, l, &e);
+	T_EQ_INT(rc, MS_EPROTO, "10,000,001 UIDs: MS_EPROTO");
+	T_EQ_INT(l->n, 0, "10,000,001 UIDs: refused before any callback");
+	finish(&p, s, 0);
+	peer_free(&p);
+	free(list);
+	free(oks);
+	free(l);
+}
+
 static void test_dates(void)
 {
 	static const struct { const char *in; int ok; int64_t want; } d[] = {
@@ -798,6 +854,7 @@ int main(void)
 	test_pipeline();
 	test_remove();
 	test_meta_flags();
+	test_caps_hostile();
 	test_dates();
 	return t_done();
 }
