@@ -226,7 +226,8 @@ static int section_line(struct pctx *p, const char *s)
 	snprintf(n, sizeof n, "%.*s", (int)(len < 70 ? len : 70), s + 1);
 	if (!name_ok(s + 1, len))
 		return perr(p, p->line, "bad section name \"%s\": use 1 to 64 "
-			    "of A-Z a-z 0-9 . _ -%s", show(n, shown, sizeof shown),
+			    "of A-Z a-z 0-9 . _ -%s",
+			    show(n, shown, sizeof shown),
 			    strncmp(n, "account ", 8) ? "" : " (an account "
 			    "section is just [NAME])");
 	for (i = 0; i < p->nsecs; i++)
