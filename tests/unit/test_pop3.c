@@ -56,14 +56,15 @@ static void peer_write(int fd, const char *s, int bytewise)
 {
 	size_t n = strlen(s), i;
 
+	/* a client that gave up early may close: checked by the client's
+	 * own assertions, not here */
 	if (!bytewise) {
-		if (write(fd, s, n) != (ssize_t)n)
-			_exit(3);
+		(void)!write(fd, s, n);
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		if (write(fd, s + i, 1) != 1)
-			_exit(3);
+			return;
 		usleep(100);
 	}
 }
@@ -613,6 +614,55 @@ static void test_sink_skip(void)
 	rec_free(&r);
 }
 
+static void test_big(void)
+{
+	static char capa[70000], retr[300000];
+	struct step capa_script[] = {
+		{ "CAPA\r\n", capa, 0, 0, 0 },
+		END,
+	};
+	struct step retr_script[] = {
+		{ "CAPA\r\n", "+OK\r\n.\r\n", 0, 0, 0 },
+		{ "STAT\r\n", "+OK 1 200000\r\n", 0, 0, 0 },
+		{ "RETR 1\r\n", retr, 0, 0, 0 },
+		END,
+	};
+	struct ms_source *s = NULL;
+	struct ms_folder_status st;
+	struct ms_err e;
+	struct rec r = { 0 };
+	struct ms_msg m = msg(1, "big", 200002);
+	size_t i;
+	int ok = 1;
+
+	memcpy(capa, "+OK\r\n", 5);
+	memset(capa + 5, 'A', 65000);
+	memcpy(capa + 65005, "\r\n.\r\n", 6);
+	T_EQ_INT(ms_pop3_source.open(&s, start_peer(capa_script), &tacct, &e),
+		 MS_EPROTO, "64 KiB CAPA line -> MS_EPROTO");
+	T_OK(s == NULL && strstr(e.msg, "longer than 4096") != NULL,
+	     "CAPA line cap message");
+	T_EQ_INT(peer_status(), 0, "CAPA cap: peer ok");
+
+	/* one 200000-byte body line: bodies have no line cap */
+	memcpy(retr, "+OK\r\n", 5);
+	for (i = 0; i < 200000; i++)
+		retr[5 + i] = (char)('a' + i % 26);
+	memcpy(retr + 200005, "\r\n.\r\n", 6);
+	ms_pop3_source.open(&s, start_peer(retr_script), &tacct, &e);
+	ms_pop3_source.select(s, "INBOX", 0, &st, &e);
+	T_EQ_INT(ms_pop3_source.fetch(s, &m, 1, &sink, &r, &e), 0,
+		 "200 KB body line streams");
+	T_OK(r.ends == 1 && r.got[0].len == 200002, "200 KB line: length");
+	for (i = 0; ok && i < 200000; i++)
+		ok = r.got[0].s[i] == (char)('a' + i % 26);
+	T_OK(ok && !memcmp(r.got[0].s + 200000, "\r\n", 2),
+	     "200 KB line: exact bytes");
+	ms_pop3_source.close(s, 0, &e);
+	T_EQ_INT(peer_status(), 0, "200 KB line: peer ok");
+	rec_free(&r);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -625,5 +675,6 @@ int main(void)
 	test_no_uidl();
 	test_eof();
 	test_sink_skip();
+	test_big();
 	return t_done();
 }
