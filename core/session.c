@@ -88,7 +88,7 @@ void ms_lfolders_free(struct ms_lfolders *f)
 /* Two server names must never share a local directory. */
 static void refuse_collision(struct ms_lfolders *f, struct ms_lfolder *nf)
 {
-	for (size_t i = 0; i < f->n; i++) {
+	for (size_t i = 0; f->v + i != nf; i++) {
 		if (f->v[i].local && strcmp(f->v[i].local, nf->local) == 0) {
 			snprintf(nf->why, sizeof nf->why,
 				 "maps to the same local folder as \"%s\"",
