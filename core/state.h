@@ -84,4 +84,16 @@ int ms_state_folders(const char *state_dir, const char *account,
 			       const struct ms_state *s),
 		     void *ctx, struct ms_err *e);
 
+/* ---- For tests and fuzzing only; the engine never calls this. ----
+ * Parse a snapshot and a journal held in memory exactly as ms_state_open
+ * parses F.state and F.journal (snap or journal NULL: that file is
+ * absent).  The identity checked is a's and folder's; a NULL (and folder
+ * NULL) checks nothing and takes the identity from the snapshot header.
+ * The result is read-only (as with dry_run).  Fails only when out of
+ * memory; *out owned by the caller (ms_state_close). */
+int ms_state_parse_mem(struct ms_state **out, const struct ms_account *a,
+		       const char *folder, const char *snap, size_t snap_len,
+		       const char *journal, size_t journal_len,
+		       struct ms_err *e);
+
 #endif

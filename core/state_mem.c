@@ -1,0 +1,563 @@
+/*
+ * state_mem.c: a folder's state in memory, and the pure part of the API.
+ *
+ * IMAP UIDs are kept as sorted, disjoint ranges: appending the next UID
+ * extends the last range in O(1), so 100,000 contiguous UIDs are one
+ * range of 8 bytes; inserting in the middle is O(ranges).  POP3 UIDLs
+ * live in an open-addressing hash table (linear probing, backward-shift
+ * deletion, no tombstones) whose entries point into one string pool, so a
+ * million UIDLs cost tens of MB, not a million mallocs.  Changes are
+ * applied here at once and queued as journal lines for ms_state_sync.
+ */
+#include "state_int.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- IMAP UID ranges ---- */
+
+/* Index of the first range with hi >= uid (nr if none). */
+static size_t rs_find(const struct ms_state *s, uint32_t uid)
+{
+	size_t lo = 0, hi = s->nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->r[mid].hi < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int rs_insert(struct ms_state *s, size_t i, uint32_t lo, uint32_t hi)
+{
+	if (s->nr == s->rcap) {
+		size_t cap = s->rcap ? s->rcap * 2 : 4;
+		struct ms_state_range *r = realloc(s->r, cap * sizeof *r);
+
+		if (!r)
+			return MS_EINTERNAL;
+		s->r = r;
+		s->rcap = cap;
+	}
+	memmove(s->r + i + 1, s->r + i, (s->nr - i) * sizeof *s->r);
+	s->r[i].lo = lo;
+	s->r[i].hi = hi;
+	s->nr++;
+	return 0;
+}
+
+static int rs_has(const struct ms_state *s, uint32_t uid)
+{
+	size_t i = rs_find(s, uid);
+
+	return i < s->nr && s->r[i].lo <= uid;
+}
+
+int ms_state_uid_add(struct ms_state *s, uint32_t uid)
+{
+	struct ms_state_range *r = s->r;
+	size_t i, n = s->nr;
+	int left, right;
+
+	if (n && uid == r[n - 1].hi + 1ULL) { /* the common case: O(1) */
+		r[n - 1].hi = uid;
+		s->nuid++;
+		return 0;
+	}
+	i = rs_find(s, uid);
+	if (i < n && r[i].lo <= uid)
+		return 1;
+	left = i > 0 && r[i - 1].hi + 1ULL == uid;
+	right = i < n && r[i].lo - 1ULL == uid;
+	if (left && right) {
+		r[i - 1].hi = r[i].hi;
+		memmove(r + i, r + i + 1, (n - i - 1) * sizeof *r);
+		s->nr--;
+	} else if (left) {
+		r[i - 1].hi = uid;
+	} else if (right) {
+		r[i].lo = uid;
+	} else if (rs_insert(s, i, uid, uid) < 0) {
+		return MS_EINTERNAL;
+	}
+	s->nuid++;
+	return 0;
+}
+
+int ms_state_uid_del(struct ms_state *s, uint32_t uid)
+{
+	size_t i = rs_find(s, uid);
+	uint32_t hi;
+
+	if (i == s->nr || s->r[i].lo > uid)
+		return 0;
+	hi = s->r[i].hi;
+	if (s->r[i].lo == hi) {
+		memmove(s->r + i, s->r + i + 1,
+			(s->nr - i - 1) * sizeof *s->r);
+		s->nr--;
+	} else if (uid == s->r[i].lo) {
+		s->r[i].lo++;
+	} else if (uid == hi) {
+		s->r[i].hi--;
+	} else {
+		if (rs_insert(s, i + 1, uid + 1, hi) < 0)
+			return MS_EINTERNAL;
+		s->r[i].hi = uid - 1;
+	}
+	s->nuid--;
+	return 0;
+}
+
+/* ---- POP3 UIDL table ---- */
+
+static uint32_t uidl_hash(const char *u, size_t n)
+{
+	uint64_t h = ms_state_fnv(MS_STATE_FNV0, u, n);
+
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Slot holding uidl, or the empty slot where it would go (tcap > 0). */
+static size_t pop_slot(const struct ms_state *s, const char *u, size_t n,
+		       uint32_t h, int *found)
+{
+	size_t mask = s->tcap - 1, i = h & mask;
+
+	for (;; i = (i + 1) & mask) {
+		const struct ms_state_pent *p = &s->tab[i];
+
+		*found = p->off != 0;
+		if (!p->off || (p->hash == h &&
+				strncmp(s->pool + p->off, u, n) == 0 &&
+				s->pool[p->off + n] == '\0'))
+			return i;
+	}
+}
+
+static const struct ms_state_pent *pop_get(const struct ms_state *s,
+					   const char *u)
+{
+	size_t n = strlen(u), i;
+	int found;
+
+	if (!s->tcap)
+		return NULL;
+	i = pop_slot(s, u, n, uidl_hash(u, n), &found);
+	return found ? &s->tab[i] : NULL;
+}
+
+static int pop_grow(struct ms_state *s)
+{
+	size_t cap = s->tcap ? s->tcap * 2 : 64, i, j, mask = cap - 1;
+	struct ms_state_pent *t = calloc(cap, sizeof *t);
+
+	if (!t)
+		return MS_EINTERNAL;
+	for (i = 0; i < s->tcap; i++) {
+		if (!s->tab[i].off)
+			continue;
+		for (j = s->tab[i].hash & mask; t[j].off; j = (j + 1) & mask)
+			;
+		t[j] = s->tab[i];
+	}
+	free(s->tab);
+	s->tab = t;
+	s->tcap = cap;
+	return 0;
+}
+
+static int pool_add(struct ms_state *s, const char *u, size_t n,
+		    uint32_t *off)
+{
+	if (!s->plen)
+		s->plen = 1; /* offset 0 marks an empty slot */
+	if (s->plen + n + 1 > UINT32_MAX)
+		return MS_EINTERNAL;
+	if (s->plen + n + 1 > s->pcap) {
+		size_t cap = s->pcap ? s->pcap * 2 : 4096;
+		char *p;
+
+		while (cap < s->plen + n + 1)
+			cap *= 2;
+		if (!(p = realloc(s->pool, cap)))
+			return MS_EINTERNAL;
+		s->pool = p;
+		s->pcap = cap;
+	}
+	memcpy(s->pool + s->plen, u, n);
+	s->pool[s->plen + n] = '\0';
+	*off = (uint32_t)s->plen;
+	s->plen += n + 1;
+	return 0;
+}
+
+/* Insert, or update the size of a known UIDL (first_seen stays: it is
+ * when the message was first seen, which a replay must not move). */
+int ms_state_uidl_put(struct ms_state *s, const char *u, size_t n,
+		      uint64_t size, int64_t first_seen, int *dup)
+{
+	uint32_t h = uidl_hash(u, n), off;
+	size_t i;
+	int found;
+
+	if ((s->npop + 1) * 10 > s->tcap * 7 && pop_grow(s) < 0)
+		return MS_EINTERNAL;
+	i = pop_slot(s, u, n, h, &found);
+	if (dup)
+		*dup = found;
+	if (found) {
+		s->tab[i].size = size;
+		return 0;
+	}
+	if (pool_add(s, u, n, &off) < 0)
+		return MS_EINTERNAL;
+	s->tab[i].size = size;
+	s->tab[i].first_seen = first_seen;
+	s->tab[i].off = off;
+	s->tab[i].hash = h;
+	s->npop++;
+	return 0;
+}
+
+/* Remove by backward shifting, so lookups never need tombstones.  The
+ * UIDL's bytes stay in the pool until the state is closed or reset. */
+void ms_state_uidl_del(struct ms_state *s, const char *u, size_t n)
+{
+	size_t mask = s->tcap - 1, i, j, k;
+	int found;
+
+	if (!s->tcap)
+		return;
+	i = j = pop_slot(s, u, n, uidl_hash(u, n), &found);
+	if (!found)
+		return;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!s->tab[j].off)
+			break;
+		k = s->tab[j].hash & mask;
+		/* leave j where it is if its home k is cyclically in (i, j] */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		s->tab[i] = s->tab[j];
+		i = j;
+	}
+	s->tab[i].off = 0;
+	s->npop--;
+}
+
+void ms_state_clear(struct ms_state *s, uint32_t uidvalidity)
+{
+	free(s->r);
+	free(s->tab);
+	free(s->pool);
+	s->r = NULL;
+	s->tab = NULL;
+	s->pool = NULL;
+	s->nr = s->rcap = s->tcap = s->npop = s->plen = s->pcap = 0;
+	s->nuid = 0;
+	s->uidvalidity = uidvalidity;
+	s->uidnext = 0;
+	s->modseq = 0;
+}
+
+int ms_state_uidl_ok(const char *u, size_t n)
+{
+	size_t i;
+
+	if (n < 1 || n > MS_UIDL_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)u[i] < 0x21 || (unsigned char)u[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int ms_state_take_proto(struct ms_state *s, int proto)
+{
+	if (!s->proto)
+		s->proto = proto;
+	return s->proto == proto;
+}
+
+
+int ms_state_uid_append(struct ms_state *s, uint32_t lo, uint32_t hi)
+{
+	struct ms_state_range *last = s->nr ? &s->r[s->nr - 1] : NULL;
+
+	if (lo == 0 || lo > hi || (last && lo <= last->hi))
+		return 1;
+	if (last && lo == last->hi + 1ULL)
+		last->hi = hi;
+	else if (rs_insert(s, s->nr, lo, hi) < 0)
+		return MS_EINTERNAL;
+	s->nuid += (uint64_t)hi - lo + 1;
+	return 0;
+}
+
+/* ---- life cycle ---- */
+
+int ms_state_alloc(struct ms_state **out, int proto, const char *account,
+		   const char *host, const char *user, const char *folder,
+		   struct ms_err *e)
+{
+	const char *in[] = { account, host, user, folder };
+	struct ms_state *s = calloc(1, sizeof *s);
+	char **to[4];
+	size_t i;
+
+	*out = NULL;
+	if (!s)
+		return ms_err_set(e, MS_EINTERNAL, "state: out of memory");
+	to[0] = &s->account;
+	to[1] = &s->host;
+	to[2] = &s->user;
+	to[3] = &s->folder;
+	s->proto = proto;
+	s->dirfd = s->jfd = -1;
+	ms_buf_init(&s->pend, 0);
+	for (i = 0; i < 4; i++) {
+		if (in[i] && !(*to[i] = strdup(in[i]))) {
+			ms_state_free_mem(s);
+			return ms_err_set(e, MS_EINTERNAL,
+					  "state: out of memory");
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+void ms_state_free_mem(struct ms_state *s)
+{
+	if (!s)
+		return;
+	ms_state_clear(s, 0);
+	ms_buf_free(&s->pend);
+	free(s->account);
+	free(s->host);
+	free(s->user);
+	free(s->folder);
+	free(s->snap_name);
+	free(s->jnl_name);
+	free(s->dir_path);
+	free(s->snap_path);
+	free(s->jnl_path);
+	free(s);
+}
+
+/* ---- the pure part of the public API ---- */
+
+int ms_state_status(const struct ms_state *s)
+{
+	return s->status;
+}
+
+uint32_t ms_state_uidvalidity(const struct ms_state *s)
+{
+	return s->uidvalidity;
+}
+
+uint64_t ms_state_modseq(const struct ms_state *s)
+{
+	return s->modseq;
+}
+
+time_t ms_state_last_run(const struct ms_state *s)
+{
+	return (time_t)s->lastrun;
+}
+
+size_t ms_state_count(const struct ms_state *s)
+{
+	return (size_t)ms_state_nrec(s);
+}
+
+/* Queue one journal line.  Nothing is queued when the next sync writes a
+ * whole snapshot anyway; if queueing fails, make it do that. */
+__attribute__((format(printf, 2, 3)))
+static void journal(struct ms_state *s, const char *fmt, ...)
+{
+	char line[128];
+	va_list ap;
+	int n;
+
+	s->dirty = 1;
+	if (s->dry_run || s->need_compact)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof line ||
+	    ms_buf_add(&s->pend, line, (size_t)n, NULL) < 0) {
+		s->need_compact = 1;
+		ms_buf_reset(&s->pend);
+	}
+}
+
+void ms_state_reset(struct ms_state *s, uint32_t uidvalidity)
+{
+	ms_state_clear(s, uidvalidity);
+	/* "v" forgets everything before it: older queued lines are moot */
+	ms_buf_reset(&s->pend);
+	journal(s, "v %" PRIu32 "\n", uidvalidity);
+}
+
+/* A new UIDVALIDITY relabels nothing: records stored under the old one
+ * are forgotten (the engine normally calls ms_state_reset first). */
+void ms_state_set_header(struct ms_state *s, uint32_t uidvalidity,
+			 uint32_t uidnext, uint64_t modseq)
+{
+	if (uidvalidity != s->uidvalidity && ms_state_nrec(s) > 0)
+		ms_state_reset(s, uidvalidity);
+	if (uidvalidity == s->uidvalidity && uidnext == s->uidnext &&
+	    modseq == s->modseq)
+		return;
+	s->uidvalidity = uidvalidity;
+	s->uidnext = uidnext;
+	s->modseq = modseq;
+	journal(s, "h %" PRIu32 " %" PRIu32 " %" PRIu64 "\n", uidvalidity,
+		uidnext, modseq);
+}
+
+int ms_state_has_uid(const struct ms_state *s, uint32_t uid)
+{
+	return s->proto == MS_PROTO_IMAP && uid && rs_has(s, uid);
+}
+
+int ms_state_has_uidl(const struct ms_state *s, const char *uidl,
+		      uint64_t *size, time_t *first_seen)
+{
+	const struct ms_state_pent *p;
+
+	if (s->proto != MS_PROTO_POP3 || !uidl)
+		return 0;
+	if (!(p = pop_get(s, uidl)))
+		return 0;
+	if (size)
+		*size = p->size;
+	if (first_seen)
+		*first_seen = (time_t)p->first_seen;
+	return 1;
+}
+
+static int bad_msg(const struct ms_state *s, const struct ms_msg *m,
+		   const char *what, struct ms_err *e)
+{
+	int rc = ms_err_set(e, MS_EPROTO, "account %s folder %s: message "
+			    "%" PRIu32 ": %s", s->account ? s->account : "?",
+			    s->folder ? s->folder : "?", m->uid, what);
+
+	if (e)
+		e->scope = MS_SCOPE_MESSAGE;
+	return rc;
+}
+
+static int oom(const struct ms_state *s, struct ms_err *e)
+{
+	return ms_err_set(e, MS_EINTERNAL, "account %s folder %s: state: "
+			  "out of memory", s->account ? s->account : "?",
+			  s->folder ? s->folder : "?");
+}
+
+static int add_pop(struct ms_state *s, const struct ms_msg *m, time_t now,
+		   struct ms_err *e)
+{
+	size_t n = strnlen(m->uidl, sizeof m->uidl);
+	int64_t t = now < 0 ? 0 : (int64_t)now;
+
+	if (!ms_state_uidl_ok(m->uidl, n))
+		return bad_msg(s, m, "invalid UIDL, not recorded", e);
+	if (ms_state_uidl_put(s, m->uidl, n, m->size, t, NULL) < 0)
+		return oom(s, e);
+	journal(s, "+p %s %" PRIu64 " %" PRId64 "\n", m->uidl, m->size, t);
+	return 0;
+}
+
+int ms_state_add(struct ms_state *s, const struct ms_msg *m, time_t now,
+		 struct ms_err *e)
+{
+	int rc;
+
+	if (s->proto == MS_PROTO_POP3)
+		return add_pop(s, m, now, e);
+	if (s->proto != MS_PROTO_IMAP)
+		return oom(s, e); /* a read-only listing handle */
+	if (m->uid == 0)
+		return bad_msg(s, m, "UID 0, not recorded", e);
+	if (m->uidvalidity != s->uidvalidity) {
+		if (s->nuid)
+			return ms_err_set(e, MS_EINTERNAL, "account %s folder "
+					  "%s: UID %" PRIu32 " has UIDVALIDITY "
+					  "%" PRIu32 " but the state %" PRIu32,
+					  s->account, s->folder, m->uid,
+					  m->uidvalidity, s->uidvalidity);
+		ms_state_set_header(s, m->uidvalidity, s->uidnext, s->modseq);
+	}
+	if ((rc = ms_state_uid_add(s, m->uid)) < 0)
+		return oom(s, e);
+	if (rc == 0)
+		journal(s, "+u %" PRIu32 "\n", m->uid);
+	return 0;
+}
+
+int ms_state_del(struct ms_state *s, const struct ms_msg *m,
+		 struct ms_err *e)
+{
+	size_t n;
+
+	if (s->proto == MS_PROTO_POP3) {
+		n = strnlen(m->uidl, sizeof m->uidl);
+		if (!ms_state_uidl_ok(m->uidl, n))
+			return bad_msg(s, m, "invalid UIDL", e);
+		if (!pop_get(s, m->uidl))
+			return 0;
+		ms_state_uidl_del(s, m->uidl, n);
+		journal(s, "-p %s\n", m->uidl);
+		return 0;
+	}
+	if (m->uid == 0 || !rs_has(s, m->uid))
+		return 0;
+	if (ms_state_uid_del(s, m->uid) < 0)
+		return oom(s, e);
+	journal(s, "-u %" PRIu32 "\n", m->uid);
+	return 0;
+}
+
+int ms_state_foreach(const struct ms_state *s, ms_state_cb cb, void *ctx)
+{
+	struct ms_msg m;
+	size_t i;
+	int rc;
+
+	memset(&m, 0, sizeof m);
+	if (s->proto == MS_PROTO_POP3) {
+		for (i = 0; i < s->tcap; i++) {
+			const struct ms_state_pent *p = &s->tab[i];
+
+			if (!p->off)
+				continue;
+			snprintf(m.uidl, sizeof m.uidl, "%s", s->pool + p->off);
+			m.size = p->size;
+			if ((rc = cb(ctx, &m, (time_t)p->first_seen)) != 0)
+				return rc;
+		}
+		return 0;
+	}
+	m.uidvalidity = s->uidvalidity;
+	for (i = 0; i < s->nr; i++) {
+		for (uint64_t u = s->r[i].lo; u <= s->r[i].hi; u++) {
+			m.uid = (uint32_t)u;
+			if ((rc = cb(ctx, &m, 0)) != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
