@@ -86,20 +86,27 @@ say "mailsync -v again: nothing new"
 run -v -c "$CFG"
 
 say "what landed where"
+nmaildir=0 nmbox=0
 if [ -d "$OUT/Mail" ]; then
-	find "$OUT/Mail" -type d -name cur | sort | while read -r cur; do
+	while read -r cur; do
 		d=${cur%/cur}
 		n=$(find "$d/cur" "$d/new" -maxdepth 1 -type f | wc -l)
+		nmaildir=$((nmaildir + n))
 		printf '  maildir %-40s %3d messages\n' "${d#"$OUT"/}" "$n"
-	done
+	done < <(find "$OUT/Mail" -type d -name cur | sort)
 else
 	echo "  (no Maildir at $OUT/Mail)"
 fi
 if [ -f "$OUT/pop.mbox" ]; then
-	printf '  mbox    %-40s %3d messages\n' pop.mbox \
-		"$(grep -c '^From ' "$OUT/pop.mbox")"
+	nmbox=$(grep -c '^From ' "$OUT/pop.mbox")
+	printf '  mbox    %-40s %3d messages\n' pop.mbox "$nmbox"
 else
 	echo "  (no mbox at $OUT/pop.mbox)"
+fi
+# the demo checks itself: every seeded message must have landed once
+if [ "$nmaildir" -ne 32 ] || [ "$nmbox" -ne 8 ]; then
+	echo "  MISMATCH: want 32 messages in the Maildir and 8 in the mbox"
+	[ "$worst" -eq 0 ] && worst=1
 fi
 
 dovecot_stop
