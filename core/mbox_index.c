@@ -101,7 +101,8 @@ static int idx_read(struct ms_store_folder *f, off_t from, idx_fn fn,
 		return 0;
 	fd = openat(f->dirfd, f->idxname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : idx_fail(f, errno, "cannot open", e);
+		return errno == ENOENT ? 0
+				       : idx_fail(f, errno, "cannot open", e);
 	ms_buf_init(&r.l, 0);
 	for (;;) {
 		n = pread(fd, buf, COPY_BUF, off);
@@ -197,8 +198,9 @@ int ms_mbox_idx_append(struct ms_store_folder *f, const char *p, size_t n,
 		return idx_fail(f, errno, "cannot open for append", e);
 	if (!created && lseek(fd, 0, SEEK_END) == 0)
 		created = 1; /* empty (crash right after creation) */
-	if ((created && (rc = ms_fs_write_all(fd, IDX_MAGIC,
-					      strlen(IDX_MAGIC), path, e)) < 0) ||
+	if ((created &&
+	     (rc = ms_fs_write_all(fd, IDX_MAGIC, strlen(IDX_MAGIC), path,
+				   e)) < 0) ||
 	    (f->idx_torn && (rc = ms_fs_write_all(fd, "\n", 1, path, e)) < 0) ||
 	    (rc = ms_fs_write_all(fd, p, n, path, e)) < 0 ||
 	    (rc = ms_fs_fsync(fd, path, e)) < 0)
@@ -322,7 +324,8 @@ static int scan_flush(struct scan_ctx *c, struct ms_err *e)
 	int rc;
 
 	for (i = 0; i < c->n; i++) {
-		snprintf(ref, sizeof ref, "%llu", (unsigned long long)c->off[i]);
+		snprintf(ref, sizeof ref, "%llu",
+			 (unsigned long long)c->off[i]);
 		if ((rc = c->cb(c->ctx, &c->grp[i], ref, e)) < 0)
 			return rc;
 	}

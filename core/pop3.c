@@ -356,7 +356,8 @@ static int pop3_select(struct ms_source *s, const char *name, int rw,
 	memset(st, 0, sizeof *st);
 	if (strcasecmp(name, "INBOX") != 0)
 		return ms_err_set(e, MS_EINTERNAL,
-				  "%s: POP3 has no folder \"%s\"", acct(s), name);
+				  "%s: POP3 has no folder \"%s\"", acct(s),
+				  name);
 	if ((rc = alive(s, e)) < 0 || (rc = queue_cmd(s, e, "STAT")) < 0 ||
 	    (rc = flush_cmds(s, e)) < 0 || (rc = status(s, e)) < 0)
 		return rc;
@@ -366,8 +367,9 @@ static int pop3_select(struct ms_source *s, const char *name, int rw,
 	if (ms_pop3_parse_stat(s->line.s, s->line.len, &s->count, &s->octets,
 			       &why) < 0) {
 		excerpt(s->line.s, s->line.len, ex, sizeof ex);
-		return fail(s, e, MS_EPROTO, "%s: INBOX: bad STAT reply (%s): %s",
-			    acct(s), why, ex);
+		return fail(s, e, MS_EPROTO,
+			    "%s: INBOX: bad STAT reply (%s): %s", acct(s),
+			    why, ex);
 	}
 	st->exists = s->count;
 	st->readwrite = 1;
@@ -626,7 +628,8 @@ static int retr_one(struct ms_source *s, const struct ms_msg *m,
 				       s->rlen - s->roff, s->obuf, &on);
 		s->roff += used;
 		got += on;
-		if (began && on && r->sink->data(r->ctx, s->obuf, on, &se) < 0) {
+		if (began && on &&
+		    r->sink->data(r->ctx, s->obuf, on, &se) < 0) {
 			r->sink->abort(r->ctx);
 			began = 0;
 			sink_failed(s, r, m, &se);

@@ -79,7 +79,8 @@ static int peer_run(int fd, const struct step *st)
 			size_t want = strlen(st->expect);
 
 			n = peer_read(fd, buf, want, 2000);
-			if ((size_t)n != want || memcmp(buf, st->expect, want)) {
+			if ((size_t)n != want ||
+			    memcmp(buf, st->expect, want)) {
 				fprintf(stderr, "# peer: want \"%s\", got "
 					"\"%.*s\"\n", st->expect, n, buf);
 				return 1;
@@ -329,7 +330,8 @@ static void test_parsers(void)
 static void test_pipelined(void)
 {
 	static const struct step script[] = {
-		{ "CAPA\r\n", "+OK\r\nTOP\r\nUIDL\r\nPIPELINING\r\n.\r\n", 0, 0, 0 },
+		{ "CAPA\r\n", "+OK\r\nTOP\r\nUIDL\r\nPIPELINING\r\n.\r\n",
+		  0, 0, 0 },
 		{ "STAT\r\n", "+OK 3 300\r\n", 0, 0, 0 },
 		{ "UIDL\r\nLIST\r\n",
 		  "+OK\r\n1 u-1\r\n2 u-2\r\n3 u-3\r\n.\r\n"
