@@ -141,6 +141,21 @@ static int free_port(void)
 	return port;
 }
 
+static void test_no_user(void)
+{
+	struct ms_account a;
+	struct ms_net_opts o = { .acct = &a, .secret = "x" };
+	struct ms_net *n = NULL;
+	struct ms_err e;
+
+	account(&a, "imaps", 993);
+	a.user = NULL;
+	T_EQ_INT(ms_net_connect(&n, &o, &e), MS_ECONFIG, "no user: ECONFIG");
+	a.user = "u";
+	o.secret = NULL;
+	T_EQ_INT(ms_net_connect(&n, &o, &e), MS_ECONFIG, "no secret: ECONFIG");
+}
+
 static void test_closed_port(void)
 {
 	struct ms_account a;
@@ -275,6 +290,15 @@ static void dv_login(const char *scheme, const char *portenv,
 		 scheme, auth);
 	T_OK(rc == 0 && got >= 5 &&
 	     !memcmp(buf, pop ? "+OK" : "X1 OK", pop ? 3 : 5), name);
+	/* after the goodbye the server closes: ETEMP, account scope */
+	ms_net_send(n, pop ? "QUIT\r\n" : "X2 LOGOUT\r\n", pop ? 6 : 11, &e);
+	while ((rc = ms_net_recv(n, buf, sizeof buf, &got, &e)) == 0)
+		;
+	snprintf(name, sizeof name, "%s auth %d: close after goodbye",
+		 scheme, auth);
+	T_OK(rc == MS_ETEMP && e.scope == MS_SCOPE_ACCOUNT, name);
+	if (auth == MS_AUTH_AUTO)
+		printf("#   %s\n", e.msg);
 	ms_net_close(n);
 }
 
@@ -411,6 +435,7 @@ int main(void)
 	T_EQ_INT(ms_net_global_init(&e), 0, "global init");
 	test_fd_basic();
 	test_fd_bulk();
+	test_no_user();
 	test_closed_port();
 	test_no_starttls(0);
 	test_no_starttls(1);
