@@ -56,8 +56,8 @@ static int sys_err(struct ms_err *e, int errnum, const char *what,
 			  what, path);
 }
 
-static int sys_err_at(struct ms_err *e, int errnum, const char *what,
-		      int dirfd, const char *rel)
+static int sys_err_at(struct ms_err *e, int errnum, const char *what, int dirfd,
+		      const char *rel)
 {
 	char p[PATH_MAX + 256];
 
@@ -174,8 +174,8 @@ int ms_fs_open_dir(const char *path, int create, int *fd, struct ms_err *e)
 				  path);
 	if (!(copy = strdup(path)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
-	start = open(path[0] == '/' ? "/" : ".",
-		     O_PATH | O_DIRECTORY | O_CLOEXEC);
+	start =
+	    open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (start < 0) {
 		rc = sys_err(e, errno, "cannot open directory", path);
 		goto out;

@@ -37,7 +37,7 @@
 #define QUARANTINE ".mailsync-removed"
 
 enum { SUB_TMP, SUB_NEW, SUB_CUR, NSUB };
-static const char *const subname[NSUB] = { "tmp", "new", "cur" };
+static const char *const subname[NSUB] = {"tmp", "new", "cur"};
 
 struct ms_store {
 	const struct ms_account *a;
@@ -57,7 +57,7 @@ struct ms_store_folder {
 	char *rel;  /* below the root; "" is the root itself */
 	char *path; /* ROOT/rel, for messages */
 	int dirfd;
-	int sub[NSUB]; /* -1 when missing (dry run) */
+	int sub[NSUB];			    /* -1 when missing (dry run) */
 	struct ms_store_msg **open, **pend; /* begun; finished in order */
 	size_t nopen, capopen, npend, cappend, nfdpend;
 	struct idx_ent *idx; /* uid -> file, built by one scan */
@@ -68,12 +68,12 @@ struct ms_store_folder {
 struct ms_store_msg {
 	struct ms_store_folder *f;
 	int fd;
-	int cr;       /* a CR ended the previous chunk */
-	int lastcr;   /* the last byte written was a CR */
+	int cr;	    /* a CR ended the previous chunk */
+	int lastcr; /* the last byte written was a CR */
 	char *buf;
 	size_t blen;
 	uint64_t bytes, vsize; /* file size; size with CRLF line ends */
-	size_t hostpos;        /* where ".host" starts in name */
+	size_t hostpos;	       /* where ".host" starts in name */
 	int dest, renamed;
 	char name[NAME_MAX + 1];  /* unique part: the tmp/ name */
 	char final[NAME_MAX + 1]; /* name in new/ or cur/ */
@@ -92,8 +92,8 @@ static int md_open(struct ms_store **out, const struct ms_account *a,
 
 	*out = NULL;
 	if (!a->store_path || a->store_path[0] != '/')
-		return ms_err_set(e, MS_ECONFIG, "%s: store path must be "
-				  "absolute", a->name);
+		return ms_err_set(e, MS_ECONFIG,
+				  "%s: store path must be absolute", a->name);
 	if (!(s = calloc(1, sizeof *s)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	s->a = a;
@@ -132,8 +132,7 @@ static char *join(const char *a, const char *b)
 }
 
 /* Open dirfd/rel; missing (dry run) gives -1 and no error. */
-static int open_existing(int dirfd, const char *rel, int *fd,
-			 struct ms_err *e)
+static int open_existing(int dirfd, const char *rel, int *fd, struct ms_err *e)
 {
 	struct stat st;
 
@@ -173,8 +172,8 @@ static void clean_stale(struct ms_store_folder *f)
 	struct dirent *de;
 	struct stat st;
 	DIR *d;
-	int fd = openat(f->sub[SUB_TMP], ".", O_RDONLY | O_DIRECTORY |
-						      O_CLOEXEC);
+	int fd =
+	    openat(f->sub[SUB_TMP], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		if (fd >= 0)
@@ -253,8 +252,7 @@ static int md_folder_open(struct ms_store *s, const char *folder,
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	f->s = s;
 	f->dirfd = f->sub[0] = f->sub[1] = f->sub[2] = -1;
-	if ((rc = ms_names_local_to_path(folder, s->a->layout, &f->rel, e)) <
-	    0)
+	if ((rc = ms_names_local_to_path(folder, s->a->layout, &f->rel, e)) < 0)
 		goto out;
 	if (!(f->path = join(s->a->store_path, f->rel))) {
 		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
@@ -314,8 +312,9 @@ static int md_msg_begin(struct ms_store_folder *f, struct ms_store_msg **out,
 
 	*out = NULL;
 	if (f->s->dry_run || f->sub[SUB_TMP] < 0)
-		return ms_err_set(e, MS_EINTERNAL, "%s: dry run: nothing may "
-				  "be stored", f->path);
+		return ms_err_set(e, MS_EINTERNAL,
+				  "%s: dry run: nothing may be stored",
+				  f->path);
 	if (!(m = calloc(1, sizeof *m)) || !(m->buf = malloc(WBUF_SIZE)) ||
 	    push(&f->open, &f->nopen, &f->capopen, m) < 0) {
 		if (m)
@@ -325,8 +324,7 @@ static int md_msg_begin(struct ms_store_folder *f, struct ms_store_msg **out,
 	}
 	m->f = f;
 	m->hostpos = ms_maildir_unique(f->s->host, m->name, sizeof m->name);
-	snprintf(m->tmppath, sizeof m->tmppath, "%s/tmp/%s", f->path,
-		 m->name);
+	snprintf(m->tmppath, sizeof m->tmppath, "%s/tmp/%s", f->path, m->name);
 	if ((rc = ms_fs_create(f->sub[SUB_TMP], m->name, &m->fd, e)) < 0) {
 		drop(f->open, &f->nopen, m);
 		m->fd = -1;
@@ -347,20 +345,17 @@ static int flush(struct ms_store_msg *m, struct ms_err *e)
 	return rc;
 }
 
-/* Buffer bytes that go to the file as they are; counts the CRLF size. */
+/* Buffer bytes holding no LF; they go to the file as they are. */
 static int put(struct ms_store_msg *m, const char *p, size_t n,
 	       struct ms_err *e)
 {
-	const char *lf;
 	int rc;
 
+	if (!n)
+		return 0;
 	m->bytes += n;
 	m->vsize += n;
-	for (const char *q = p; (lf = memchr(q, '\n', n - (size_t)(q - p)));
-	     q = lf + 1)
-		m->vsize += !(lf == p ? m->lastcr : lf[-1] == '\r');
-	if (n)
-		m->lastcr = p[n - 1] == '\r';
+	m->lastcr = p[n - 1] == '\r';
 	while (n) {
 		size_t k = WBUF_SIZE - m->blen < n ? WBUF_SIZE - m->blen : n;
 		memcpy(m->buf + m->blen, p, k);
@@ -373,36 +368,61 @@ static int put(struct ms_store_msg *m, const char *p, size_t n,
 	return 0;
 }
 
-/* CRLF -> LF, also across chunk boundaries; a lone CR is kept. */
+/* n bytes without LF, then LF.  vsize (Dovecot's W=) counts each LF not
+ * preceded by a CR in the file twice. */
+static int put_line(struct ms_store_msg *m, const char *p, size_t n,
+		    struct ms_err *e)
+{
+	int rc;
+
+	if (m->blen + n + 1 > WBUF_SIZE) {
+		if ((rc = put(m, p, n, e)) < 0 || (rc = flush(m, e)) < 0)
+			return rc;
+	} else if (n) {
+		memcpy(m->buf + m->blen, p, n);
+		m->blen += n;
+		m->bytes += n;
+		m->vsize += n;
+		m->lastcr = p[n - 1] == '\r';
+	}
+	m->buf[m->blen++] = '\n';
+	m->bytes++;
+	m->vsize += 1 + !m->lastcr;
+	m->lastcr = 0;
+	return 0;
+}
+
+/* CRLF -> LF, also across chunk boundaries; a lone CR is kept.  Works a
+ * line at a time (one memchr per line): this is the hot path. */
 static int md_msg_write(struct ms_store_msg *m, const char *p, size_t n,
 			struct ms_err *e)
 {
-	const char *cr;
-	size_t span;
+	const char *lf;
+	size_t k;
 	int rc = 0;
 
-	while (n && rc == 0) {
-		if (m->cr) {
-			m->cr = 0;
-			if (*p == '\n') {
-				rc = put(m, "\n", 1, e);
-				p++;
-				n--;
-				continue;
-			}
-			if ((rc = put(m, "\r", 1, e)) < 0)
-				break;
-		}
-		cr = memchr(p, '\r', n);
-		span = cr ? (size_t)(cr - p) : n;
-		rc = put(m, p, span, e);
-		p += span;
-		n -= span;
-		if (cr) {
-			m->cr = 1;
+	if (n && m->cr) { /* the previous chunk ended in CR */
+		m->cr = 0;
+		if (*p == '\n') {
+			rc = put_line(m, p, 0, e);
 			p++;
 			n--;
+		} else {
+			rc = put(m, "\r", 1, e);
 		}
+	}
+	while (n && rc == 0) {
+		if (!(lf = memchr(p, '\n', n))) {
+			k = n;
+			if (p[k - 1] == '\r') /* maybe half a CRLF */
+				m->cr = 1, k--;
+			rc = put(m, p, k, e);
+			break;
+		}
+		k = (size_t)(lf - p);
+		rc = put_line(m, p, k && p[k - 1] == '\r' ? k - 1 : k, e);
+		p = lf + 1;
+		n -= k + 1;
 	}
 	return rc;
 }
@@ -429,10 +449,11 @@ static int md_msg_finish(struct ms_store_msg *m, const struct ms_msg *meta,
 	m->dest = cur ? SUB_CUR : SUB_NEW;
 	if (meta->internaldate > 0) {
 		/* Dovecot reads INTERNALDATE from the mtime; scan does too */
-		struct timespec t[2] = { { 0, UTIME_OMIT },
-					 { (time_t)meta->internaldate, 0 } };
+		struct timespec t[2] = {{0, UTIME_OMIT},
+					{(time_t)meta->internaldate, 0}};
 		if (futimens(m->fd, t) < 0)
-			ms_log(MS_LOG_DEBUG, "%s: cannot set mtime", m->tmppath);
+			ms_log(MS_LOG_DEBUG, "%s: cannot set mtime",
+			       m->tmppath);
 	}
 	if (f->nfdpend >= MAX_OPEN_FINISHED) { /* stay below the fd limit */
 		if ((rc = ms_fs_fsync(m->fd, m->tmppath, e)) < 0)
@@ -478,8 +499,7 @@ static void md_msg_abort(struct ms_store_msg *m)
 }
 
 /* Step 1: file data.  Returns how many leading messages are synced. */
-static size_t sync_files(struct ms_store_folder *f, int *rc,
-			 struct ms_err *e)
+static size_t sync_files(struct ms_store_folder *f, int *rc, struct ms_err *e)
 {
 	for (size_t i = 0; i < f->npend; i++) {
 		struct ms_store_msg *m = f->pend[i];
@@ -508,7 +528,7 @@ static int md_commit(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
 		     struct ms_err *e)
 {
 	char path[PATH_MAX + NAME_MAX + 8];
-	int rc = 0, r, used[NSUB] = { 0 };
+	int rc = 0, r, used[NSUB] = {0};
 	struct ms_err e2;
 	size_t n = f->npend, ok;
 
@@ -564,8 +584,8 @@ static int scan_dir(struct ms_store_folder *f, int d, int with_stat,
 
 	fd = openat(f->sub[d], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(dir = fdopendir(fd))) {
-		rc = ms_err_sys(e, MS_EIO, errno, "cannot read %s/%s",
-				f->path, subname[d]);
+		rc = ms_err_sys(e, MS_EIO, errno, "cannot read %s/%s", f->path,
+				subname[d]);
 		if (fd >= 0)
 			close(fd);
 		return rc;
@@ -586,14 +606,14 @@ static int scan_dir(struct ms_store_folder *f, int d, int with_stat,
 		rc = cb(ctx, &m, ref, e);
 	}
 	if (rc == 0 && errno)
-		rc = ms_err_sys(e, MS_EIO, errno, "cannot read %s/%s",
-				f->path, subname[d]);
+		rc = ms_err_sys(e, MS_EIO, errno, "cannot read %s/%s", f->path,
+				subname[d]);
 	closedir(dir);
 	return rc;
 }
 
-static int scan_all(struct ms_store_folder *f, int with_stat,
-		    ms_stored_cb cb, void *ctx, struct ms_err *e)
+static int scan_all(struct ms_store_folder *f, int with_stat, ms_stored_cb cb,
+		    void *ctx, struct ms_err *e)
 {
 	int rc = 0;
 
@@ -687,8 +707,9 @@ static struct idx_ent *find_copy(struct ms_store_folder *f, uint32_t uid,
 	struct idx_ent *x = idx_find(f, uid, rc, e);
 	struct stat st;
 
-	if (x && fstatat(f->sub[x->sub], x->name, &st,
-			 AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+	if (x &&
+	    fstatat(f->sub[x->sub], x->name, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+	    errno == ENOENT) {
 		idx_clear(f);
 		x = idx_find(f, uid, rc, e);
 	}
@@ -717,8 +738,8 @@ static int move_copy(struct ms_store_folder *f, int sub, const char *name,
 	return rc;
 }
 
-static int md_set_flags(struct ms_store_folder *f, uint32_t uid,
-			unsigned flags, struct ms_err *e)
+static int md_set_flags(struct ms_store_folder *f, uint32_t uid, unsigned flags,
+			struct ms_err *e)
 {
 	char to[NAME_MAX + 1], dpath[PATH_MAX];
 	struct idx_ent *x;
@@ -751,8 +772,7 @@ static int md_set_flags(struct ms_store_folder *f, uint32_t uid,
 }
 
 /* Quarantine: ROOT/.mailsync-removed/<folder path>/<name>. */
-static int md_remove(struct ms_store_folder *f, uint32_t uid,
-		     struct ms_err *e)
+static int md_remove(struct ms_store_folder *f, uint32_t uid, struct ms_err *e)
 {
 	size_t n = strlen(f->path) + sizeof QUARANTINE + strlen(f->rel) + 2;
 	char *qrel = malloc(n), *qpath = malloc(n);
@@ -787,8 +807,9 @@ static int md_relabel(struct ms_store_folder *f, const char *ref,
 		      const struct ms_msg *m, struct ms_err *e)
 {
 	char to[NAME_MAX + 1], dpath[PATH_MAX];
-	int sub = strncmp(ref, "cur/", 4) == 0 ? SUB_CUR :
-		  strncmp(ref, "new/", 4) == 0 ? SUB_NEW : -1;
+	int sub = strncmp(ref, "cur/", 4) == 0	 ? SUB_CUR
+		  : strncmp(ref, "new/", 4) == 0 ? SUB_NEW
+						 : -1;
 
 	if (sub < 0 || ref[4] == '.' || !ref[4] || strchr(ref + 4, '/'))
 		return ms_err_set(e, MS_EINTERNAL, "%s: bad reference %s",
@@ -817,18 +838,18 @@ static void md_folder_close(struct ms_store_folder *f)
 }
 
 const struct ms_store_ops ms_maildir_store = {
-	.kind = "maildir",
-	.open = md_open,
-	.folder_open = md_folder_open,
-	.msg_begin = md_msg_begin,
-	.msg_write = md_msg_write,
-	.msg_finish = md_msg_finish,
-	.msg_abort = md_msg_abort,
-	.commit = md_commit,
-	.scan = md_scan,
-	.relabel = md_relabel,
-	.set_flags = md_set_flags,
-	.remove = md_remove,
-	.folder_close = md_folder_close,
-	.close = md_close,
+    .kind = "maildir",
+    .open = md_open,
+    .folder_open = md_folder_open,
+    .msg_begin = md_msg_begin,
+    .msg_write = md_msg_write,
+    .msg_finish = md_msg_finish,
+    .msg_abort = md_msg_abort,
+    .commit = md_commit,
+    .scan = md_scan,
+    .relabel = md_relabel,
+    .set_flags = md_set_flags,
+    .remove = md_remove,
+    .folder_close = md_folder_close,
+    .close = md_close,
 };

@@ -30,9 +30,9 @@ int ms_maildir_is_ours(const char *name);
 
 /* The final name for a message; *cur: goes to cur/ (else new/).  Returns
  * 1 when the name had to be stored without its identity (too long). */
-int ms_maildir_final(char *out, size_t n, const char *unique,
-		     size_t hostpos, int proto, const struct ms_msg *meta,
-		     uint64_t bytes, uint64_t vsize, int *cur);
+int ms_maildir_final(char *out, size_t n, const char *unique, size_t hostpos,
+		     int proto, const struct ms_msg *meta, uint64_t bytes,
+		     uint64_t vsize, int *cur);
 
 /* Identity (uid+uidvalidity or uidl), flags (from :2, info) and size (Z=,
  * else W=, else 0) from a name.  -1 when the name carries no identity
@@ -42,8 +42,8 @@ int ms_maildir_parse(const char *name, struct ms_msg *m);
 /* name with its flags replaced by flags; letters other than DFRST in the
  * old info are kept.  *cur: in_cur, or the new info is non-empty.  -1
  * when out is too small. */
-int ms_maildir_with_flags(char *out, size_t n, const char *name,
-			  unsigned flags, int in_cur, int *cur);
+int ms_maildir_with_flags(char *out, size_t n, const char *name, unsigned flags,
+			  int in_cur, int *cur);
 
 /* name with its identity replaced by IMAP uid/uidvalidity of m. */
 int ms_maildir_relabel(char *out, size_t n, const char *name,

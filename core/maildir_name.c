@@ -21,8 +21,8 @@
 
 #include "config.h"
 
-#define ALL_FLAGS (MS_F_SEEN | MS_F_ANSWERED | MS_F_FLAGGED | MS_F_DELETED | \
-		   MS_F_DRAFT)
+#define ALL_FLAGS                                                              \
+	(MS_F_SEEN | MS_F_ANSWERED | MS_F_FLAGGED | MS_F_DELETED | MS_F_DRAFT)
 
 static uint64_t rnd64(void)
 {
@@ -77,9 +77,9 @@ int ms_maildir_is_ours(const char *p)
 		const char *lit, *set;
 		size_t len; /* 0: one or more */
 	} step[] = {
-		{ "", "0123456789", 0 },   { ".M", "0123456789", 0 },
-		{ "P", "0123456789", 0 },  { "R", "0123456789abcdef", 16 },
-		{ "Q", "0123456789", 0 },
+	    {"", "0123456789", 0},  {".M", "0123456789", 0},
+	    {"P", "0123456789", 0}, {"R", "0123456789abcdef", 16},
+	    {"Q", "0123456789", 0},
 	};
 	size_t n;
 
@@ -116,9 +116,12 @@ static unsigned letters_flags(const char *p)
 	unsigned f = 0;
 
 	for (; *p; p++)
-		f |= *p == 'D' ? MS_F_DRAFT : *p == 'F' ? MS_F_FLAGGED :
-		     *p == 'R' ? MS_F_ANSWERED : *p == 'S' ? MS_F_SEEN :
-		     *p == 'T' ? MS_F_DELETED : 0;
+		f |= *p == 'D'	 ? MS_F_DRAFT
+		     : *p == 'F' ? MS_F_FLAGGED
+		     : *p == 'R' ? MS_F_ANSWERED
+		     : *p == 'S' ? MS_F_SEEN
+		     : *p == 'T' ? MS_F_DELETED
+				 : 0;
 	return f;
 }
 
@@ -152,16 +155,16 @@ static void ident(int proto, const struct ms_msg *m, char *out, size_t n)
 
 /* Over-long names (a POP3 UIDL full of escapes) drop the host, then the
  * sizes, and the identity last (the copy is kept either way). */
-int ms_maildir_final(char *out, size_t n, const char *unique,
-		     size_t hostpos, int proto, const struct ms_msg *meta,
-		     uint64_t bytes, uint64_t vsize, int *cur)
+int ms_maildir_final(char *out, size_t n, const char *unique, size_t hostpos,
+		     int proto, const struct ms_msg *meta, uint64_t bytes,
+		     uint64_t vsize, int *cur)
 {
 	char id[3 * MS_UIDL_MAX + 40], sz[80], info[16] = "", fl[8];
 	int k, try;
 
 	ident(proto, meta, id, sizeof id);
-	k = snprintf(sz, sizeof sz, ",S=%llu,W=%llu",
-		     (unsigned long long)bytes, (unsigned long long)vsize);
+	k = snprintf(sz, sizeof sz, ",S=%llu,W=%llu", (unsigned long long)bytes,
+		     (unsigned long long)vsize);
 	if (meta->size && meta->size != vsize)
 		snprintf(sz + k, sizeof sz - (size_t)k, ",Z=%llu",
 			 (unsigned long long)meta->size);
@@ -232,8 +235,8 @@ static int parse_uidl(const char *p, size_t n, char *out)
 }
 
 /* One ",K=value" field of the name (p after the ','); 0 or -1. */
-static int parse_field(const char *p, size_t n, struct ms_msg *m,
-		       int seen[4], uint64_t *w, uint64_t *z)
+static int parse_field(const char *p, size_t n, struct ms_msg *m, int seen[4],
+		       uint64_t *w, uint64_t *z)
 {
 	uint64_t v;
 
@@ -263,7 +266,7 @@ static int parse_field(const char *p, size_t n, struct ms_msg *m,
 int ms_maildir_parse(const char *name, struct ms_msg *m)
 {
 	const char *colon = strchr(name, ':'), *p, *q, *end;
-	int seen[4] = { 0 }, bad = 0;
+	int seen[4] = {0}, bad = 0;
 	uint64_t w = 0, z = 0;
 
 	memset(m, 0, sizeof *m);
@@ -283,11 +286,11 @@ int ms_maildir_parse(const char *name, struct ms_msg *m)
 	return 0;
 }
 
-int ms_maildir_with_flags(char *out, size_t n, const char *name,
-			  unsigned flags, int in_cur, int *cur)
+int ms_maildir_with_flags(char *out, size_t n, const char *name, unsigned flags,
+			  int in_cur, int *cur)
 {
 	const char *colon = strchr(name, ':');
-	char have[128] = { 0 }, info[64], fl[8];
+	char have[128] = {0}, info[64], fl[8];
 	size_t j = 0, base = colon ? (size_t)(colon - name) : strlen(name);
 	int k;
 
@@ -297,7 +300,8 @@ int ms_maildir_with_flags(char *out, size_t n, const char *name,
 	if (colon && strncmp(colon, ":2,", 3) == 0)
 		for (const char *p = colon + 3; *p; p++)
 			if (((*p >= 'A' && *p <= 'Z') ||
-			     (*p >= 'a' && *p <= 'z')) && !strchr("DFRST", *p))
+			     (*p >= 'a' && *p <= 'z')) &&
+			    !strchr("DFRST", *p))
 				have[(unsigned char)*p] = 1; /* keywords */
 	for (int c = 'A'; c <= 'z'; c++)
 		if (have[c] && j < sizeof info - 1)

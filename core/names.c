@@ -31,7 +31,7 @@
 #define NAME_TOTAL_MAX 1024
 
 static const char b64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 /* A one-line, printable rendition of a hostile name for messages. */
 static const char *show(const char *s, char *buf, size_t n)
@@ -123,7 +123,7 @@ static long decode_run(const char *s, char *o, size_t *j, const char **why)
 			return *why = "unpaired UTF-16 surrogate", -1;
 		if (hi) {
 			*j += put_utf8(o + *j, 0x10000 + ((hi - 0xd800) << 10) +
-						       (u - 0xdc00));
+						   (u - 0xdc00));
 			hi = 0;
 		} else if (u >= 0xd800 && u <= 0xdbff) {
 			hi = u;
@@ -133,7 +133,8 @@ static long decode_run(const char *s, char *o, size_t *j, const char **why)
 			return *why = "encoded NUL character", -1;
 		} else if (u >= 0x20 && u <= 0x7e) {
 			return *why = "printable ASCII inside base64 "
-				      "(non-canonical modified UTF-7)", -1;
+				      "(non-canonical modified UTF-7)",
+			       -1;
 		} else {
 			*j += put_utf8(o + *j, u);
 		}
@@ -398,11 +399,12 @@ static const char *bad_local(const char *folder)
 	}
 }
 
-static int verbatim_path(const char *folder, struct ms_buf *b,
-			 struct ms_err *e)
+static int verbatim_path(const char *folder, struct ms_buf *b, struct ms_err *e)
 {
 	static const char *const esc[][2] = {
-		{ "cur", "%63ur" }, { "new", "%6Eew" }, { "tmp", "%74mp" },
+	    {"cur", "%63ur"},
+	    {"new", "%6Eew"},
+	    {"tmp", "%74mp"},
 	};
 	const char *p = folder, *q;
 	int rc = 0;
@@ -417,7 +419,8 @@ static int verbatim_path(const char *folder, struct ms_buf *b,
 		if (p != folder)
 			rc = ms_buf_addc(b, '/', e);
 		if (rc == 0)
-			rc = rep ? ms_buf_adds(b, rep, e) : ms_buf_add(b, p, len, e);
+			rc = rep ? ms_buf_adds(b, rep, e)
+				 : ms_buf_add(b, p, len, e);
 		if (!q)
 			break;
 		p = q + 1;
@@ -503,7 +506,7 @@ int ms_names_state_file(const char *folder, char **out, struct ms_err *e)
 		    *p == '-') {
 			rc = ms_buf_addc(&b, (char)*p, e);
 		} else {
-			char x[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+			char x[3] = {'%', hex[*p >> 4], hex[*p & 15]};
 			rc = ms_buf_add(&b, x, 3, e);
 		}
 	}

@@ -51,8 +51,7 @@ static void check_local(const char *local)
 		/* maildir++ may refuse what verbatim takes (one component
 		 * of at most 255 bytes), but only with MS_EPROTO */
 		int rc = ms_names_local_to_path(local, l, &p, &e);
-		if (rc != 0 && (rc != MS_EPROTO ||
-				l == MS_LAYOUT_VERBATIM))
+		if (rc != 0 && (rc != MS_EPROTO || l == MS_LAYOUT_VERBATIM))
 			abort();
 		if (rc == 0)
 			check_path(p);
@@ -66,7 +65,7 @@ static void check_local(const char *local)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char delims[] = { '/', '.', 0 };
+	static const char delims[] = {'/', '.', 0};
 	struct ms_err e;
 	char *raw, *dec = NULL, *enc = NULL, *local = NULL, delim;
 

@@ -46,8 +46,8 @@ static int count_entries(const char *path)
 	if (!d)
 		return -1;
 	while ((de = readdir(d)))
-		n += de->d_name[0] != '.' || (de->d_name[1] &&
-					      strcmp(de->d_name, "..") != 0);
+		n += de->d_name[0] != '.' ||
+		     (de->d_name[1] && strcmp(de->d_name, "..") != 0);
 	closedir(d);
 	return n;
 }
@@ -101,7 +101,7 @@ static void test_open_dir(void)
 
 static void test_files(void)
 {
-	char buf[64] = { 0 };
+	char buf[64] = {0};
 	struct ms_err e;
 	int dfd = -1, fd = -1, rfd;
 
@@ -118,7 +118,7 @@ static void test_files(void)
 		 "create is exclusive");
 	T_OK(strstr(e.msg, at("f1")) && strstr(e.msg, "File exists"),
 	     "  ... message names path and errno");
-	symlink(at("victim"), at("dangling"));
+	T_OK(symlink(at("victim"), at("dangling")) == 0, "dangling symlink");
 	T_EQ_INT(ms_fs_create(dfd, "dangling", &fd, &e), MS_ECREATE,
 		 "create refuses a dangling symlink");
 	T_EQ_INT(mode_of(at("victim")), -1, "  ... target not created");

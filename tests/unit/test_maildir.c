@@ -179,19 +179,19 @@ static void test_crlf(void)
 	static const char in[] = "Subject: x\r\n\r\nline1\r\nlone\rcr\r\n"
 				 "\r\n.\r\n";
 	static const char want[] = "Subject: x\n\nline1\nlone\rcr\n\n.\n";
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"crlf", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "crlf", 0);
 	struct ms_store_folder *f = NULL;
-	struct got g = { 0 };
+	struct got g = {0};
 	struct found fo;
 	struct ms_err e;
 	char buf[256];
-	int bad = 0, rc;
+	int bad = 0, badw = 0, rc;
 	size_t n = sizeof in - 1;
 
 	T_OK(s && OPS.folder_open(s, "INBOX", &f, &e) == 0, "crlf: open");
 	for (size_t k = 0; k <= n; k++) {
-		size_t ch[] = { k, 0 };
+		size_t ch[] = {k, 0};
 		struct ms_msg m = imap_msg((uint32_t)k + 1, 5, MS_F_SEEN);
 		if (put_msg(f, in, n, ch, &m) < 0)
 			bad++;
@@ -218,11 +218,18 @@ static void test_crlf(void)
 			printf("# split at %zu: got %zu bytes\n", k, got);
 			bad++;
 		}
+		/* W= is the size with CRLF line ends: 29 bytes + 6 LF */
+		if (!ref || !strstr(ref, ",S=29,W=35,")) {
+			printf("# split at %zu: %s\n", k, ref ? ref : "-");
+			badw++;
+		}
 	}
 	T_EQ_INT(bad, 0, "crlf: CRLF split at every position -> exact LF");
+	T_EQ_INT(badw, 0, "crlf: ,S=29,W=35 at every split");
 	const char *ref = ref_of(f, 100, &fo);
 	char p[1024];
-	snprintf(p, sizeof p, "%s/INBOX/%s", account.store_path, ref ? ref : "");
+	snprintf(p, sizeof p, "%s/INBOX/%s", account.store_path,
+		 ref ? ref : "");
 	T_EQ_MEM(buf, slurp(p, buf, sizeof buf), want, sizeof want - 1,
 		 "crlf: one byte per write -> exact LF");
 	OPS.folder_close(f);
@@ -230,25 +237,26 @@ static void test_crlf(void)
 }
 
 /* Store in, read it back (uid 1), compare with want. */
-static void one_body(const char *in, size_t n, const char *want,
-		     size_t wn, const char *name)
+static void one_body(const char *in, size_t n, const char *want, size_t wn,
+		     const char *name)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"bodies", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "bodies", 0);
 	struct ms_store_folder *f = NULL;
 	static uint32_t uid;
-	struct got g = { 0 };
+	struct got g = {0};
 	struct found fo;
 	struct ms_err e;
 	char buf[256], p[1024];
-	size_t ch[] = { n / 2, 0 };
+	size_t ch[] = {n / 2, 0};
 	struct ms_msg m = imap_msg(++uid, 1, MS_F_SEEN);
 
 	OPS.folder_open(s, "INBOX", &f, &e);
 	put_msg(f, in, n, ch, &m);
 	OPS.commit(f, durable, &g, &e);
 	const char *ref = ref_of(f, uid, &fo);
-	snprintf(p, sizeof p, "%s/INBOX/%s", account.store_path, ref ? ref : "");
+	snprintf(p, sizeof p, "%s/INBOX/%s", account.store_path,
+		 ref ? ref : "");
 	T_EQ_MEM(buf, slurp(p, buf, sizeof buf), want, wn, name);
 	OPS.folder_close(f);
 	OPS.close(s);
@@ -265,15 +273,15 @@ static void test_bodies(void)
 
 static void test_names(void)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"names", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "names", 0);
 	struct ms_store_folder *f = NULL;
 	struct ms_msg m1 = imap_msg(7, 99, 0);
 	struct ms_msg m2 = imap_msg(8, 99, MS_F_SEEN | MS_F_FLAGGED);
-	struct ms_msg m3 = imap_msg(9, 99, MS_F_DRAFT | MS_F_ANSWERED |
-						   MS_F_DELETED);
+	struct ms_msg m3 =
+	    imap_msg(9, 99, MS_F_DRAFT | MS_F_ANSWERED | MS_F_DELETED);
 	char names[4][256];
-	struct got g = { 0 };
+	struct got g = {0};
 	struct ms_err e;
 
 	m1.size = 11; /* "a\r\nbb\r\nccc" = 11 with CRLF */
@@ -309,13 +317,13 @@ static void test_names(void)
 
 static void test_pop3(void)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_POP3,
-					"pop", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_POP3, "pop", 0);
 	struct ms_store_folder *f = NULL;
 	struct ms_msg m = imap_msg(3, 0, 0);
 	char names[2][256];
-	struct got g = { 0 };
-	struct found fo = { 0 };
+	struct got g = {0};
+	struct found fo = {0};
 	struct ms_err e;
 
 	snprintf(m.uidl, sizeof m.uidl, "a/b:c%%d,e~");
@@ -328,7 +336,7 @@ static void test_pop3(void)
 	T_OK(!strstr(names[0], ",U="), "  ... no UID (session number)");
 	OPS.scan(f, found_cb, &fo, &e);
 	T_OK(fo.n == 1 && strcmp(fo.m[0].uidl, "a/b:c%d,e~") == 0 &&
-		     fo.m[0].uid == 0,
+		 fo.m[0].uid == 0,
 	     "pop3: scan decodes the UIDL back");
 	OPS.folder_close(f);
 	OPS.close(s);
@@ -336,18 +344,19 @@ static void test_pop3(void)
 
 static void test_commit_scan(void)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"cs", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "cs", 0);
 	struct ms_store_folder *f = NULL;
 	struct ms_store_msg *m;
-	struct found fo = { 0 };
-	struct got g = { 0 };
+	struct found fo = {0};
+	struct got g = {0};
 	struct ms_err e;
 	int ok = 1;
 
 	OPS.folder_open(s, "Lists/dev", &f, &e);
 	for (uint32_t u = 1; u <= 3; u++) {
-		struct ms_msg mm = imap_msg(u * 10, 4242, u == 2 ? MS_F_SEEN : 0);
+		struct ms_msg mm =
+		    imap_msg(u * 10, 4242, u == 2 ? MS_F_SEEN : 0);
 		mm.internaldate = 1700000000 + u;
 		put_msg(f, "hello\r\n", 7, NULL, &mm);
 	}
@@ -391,12 +400,12 @@ static int cmp_str(const void *a, const void *b)
 
 static void test_unique(void)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"uniq", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "uniq", 0);
 	struct ms_store_folder *f = NULL;
 	static char names[1000][256];
 	char *v[1000], host[80];
-	struct got g = { 0 };
+	struct got g = {0};
 	struct ms_err e;
 	int dup = 0, bad = 0;
 
@@ -433,27 +442,27 @@ static void test_layouts(void)
 
 	s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "verb", 0);
 	T_OK(OPS.folder_open(s, "Lists/dev", &f, &e) == 0 &&
-		     OPS.folder_open(s, "INBOX", &g, &e) == 0,
+		 OPS.folder_open(s, "INBOX", &g, &e) == 0,
 	     "verbatim: open Lists/dev and INBOX");
 	T_OK(stat(at("verb/Lists/dev/cur"), &st) == 0 &&
-		     (st.st_mode & 0777) == 0700 &&
-		     stat(at("verb/Lists/dev/new"), &st) == 0 &&
-		     stat(at("verb/Lists/dev/tmp"), &st) == 0,
+		 (st.st_mode & 0777) == 0700 &&
+		 stat(at("verb/Lists/dev/new"), &st) == 0 &&
+		 stat(at("verb/Lists/dev/tmp"), &st) == 0,
 	     "  ... verb/Lists/dev/{cur,new,tmp} 0700");
 	T_OK(stat(at("verb/INBOX/cur"), &st) == 0, "  ... verb/INBOX/cur");
 	OPS.folder_close(f);
 	OPS.folder_close(g);
 	T_OK(OPS.folder_open(s, "x/cur", &f, &e) == 0 &&
-		     stat(at("verb/x/%63ur/new"), &st) == 0,
+		 stat(at("verb/x/%63ur/new"), &st) == 0,
 	     "  ... a folder named cur is escaped");
 	OPS.folder_close(f);
 	OPS.close(s);
 	s = open_store(MS_LAYOUT_MAILDIRPP, MS_PROTO_IMAP, "pp", 0);
 	T_OK(OPS.folder_open(s, "Lists/dev", &f, &e) == 0 &&
-		     OPS.folder_open(s, "INBOX", &g, &e) == 0,
+		 OPS.folder_open(s, "INBOX", &g, &e) == 0,
 	     "maildir++: open Lists/dev and INBOX");
 	T_OK(stat(at("pp/.Lists.dev/cur"), &st) == 0 &&
-		     stat(at("pp/.Lists.dev/tmp"), &st) == 0,
+		 stat(at("pp/.Lists.dev/tmp"), &st) == 0,
 	     "  ... pp/.Lists.dev/{cur,tmp}");
 	T_OK(stat(at("pp/cur"), &st) == 0 && stat(at("pp/new"), &st) == 0,
 	     "  ... INBOX is the root");
@@ -467,8 +476,8 @@ static void test_layouts(void)
 
 static void test_symlink(void)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"sym", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "sym", 0);
 	struct ms_store_folder *f = NULL;
 	struct ms_err e;
 	int rc;
@@ -477,12 +486,12 @@ static void test_symlink(void)
 	mkdir(at("sym/X/cur"), 0700);
 	mkdir(at("sym/X/new"), 0700);
 	mkdir(at("elsewhere"), 0700);
-	symlink(at("elsewhere"), at("sym/X/tmp"));
+	T_OK(symlink(at("elsewhere"), at("sym/X/tmp")) == 0, "tmp/ symlink");
 	rc = OPS.folder_open(s, "X", &f, &e);
 	T_EQ_INT(rc, MS_ECREATE, "symlinked tmp/ refused");
 	T_OK(strstr(e.msg, at("sym/X/tmp")) != NULL, "  ... naming the path");
 	T_EQ_INT(count(at("elsewhere")), 0, "  ... nothing written there");
-	symlink(at("elsewhere"), at("sym/Y"));
+	T_OK(symlink(at("elsewhere"), at("sym/Y")) == 0, "folder symlink");
 	T_EQ_INT(OPS.folder_open(s, "Y", &f, &e), MS_ECREATE,
 		 "symlinked folder dir refused");
 	OPS.close(s);
@@ -490,11 +499,11 @@ static void test_symlink(void)
 
 static void test_flags_remove(void)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"fl", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "fl", 0);
 	struct ms_store_folder *f = NULL;
 	char names[4][256], p[1024];
-	struct got g = { 0 };
+	struct got g = {0};
 	struct found fo;
 	struct ms_err e;
 	struct ms_msg m1 = imap_msg(1, 9, 0), m2 = imap_msg(2, 9, MS_F_SEEN);
@@ -521,7 +530,7 @@ static void test_flags_remove(void)
 		 "set_flags after a reader renamed the file");
 	ref = ref_of(f, 2, &fo);
 	T_OK(ref && strlen(ref) > 6 &&
-		     strcmp(ref + strlen(ref) - 6, ":2,FSa") == 0,
+		 strcmp(ref + strlen(ref) - 6, ":2,FSa") == 0,
 	     "  ... :2,FSa (keyword kept, ASCII order)");
 	T_EQ_INT(OPS.set_flags(f, 12345, MS_F_SEEN, &e), 0,
 		 "set_flags of an unknown UID is a no-op");
@@ -550,9 +559,9 @@ static void test_stale_dry(void)
 	struct ms_store *s;
 	struct ms_store_folder *f = NULL;
 	struct ms_store_msg *m = NULL;
-	struct found fo = { 0 };
-	struct timespec old[2] = { { time(NULL) - 40 * 3600, 0 },
-				   { time(NULL) - 40 * 3600, 0 } };
+	struct found fo = {0};
+	struct timespec old[2] = {{time(NULL) - 40 * 3600, 0},
+				  {time(NULL) - 40 * 3600, 0}};
 	char host[80], n1[256], n2[256], p[1400];
 	struct ms_err e;
 	int fd;
@@ -563,7 +572,7 @@ static void test_stale_dry(void)
 	ms_maildir_host(host, sizeof host);
 	ms_maildir_unique(host, n1, sizeof n1);
 	ms_maildir_unique(host, n2, sizeof n2);
-	const char *files[] = { n1, n2, "foreign.old" };
+	const char *files[] = {n1, n2, "foreign.old"};
 	for (int i = 0; i < 3; i++) {
 		snprintf(p, sizeof p, "%s/%s", at("stale/INBOX/tmp"), files[i]);
 		fd = open(p, O_CREAT | O_WRONLY, 0600);
@@ -593,12 +602,12 @@ static void test_stale_dry(void)
 	T_OK(access(at("dry"), F_OK) < 0, "  ... nothing created");
 	s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "fl", 1);
 	T_OK(OPS.folder_open(s, "Lists/dev", &f, &e) == 0 &&
-		     OPS.scan(f, found_cb, &fo, &e) == 0 && fo.n == 1,
+		 OPS.scan(f, found_cb, &fo, &e) == 0 && fo.n == 1,
 	     "dry run: existing folder scanned");
 	OPS.folder_close(f);
 	f = NULL;
 	T_OK(OPS.folder_open(s, "Nope", &f, &e) == 0 &&
-		     access(at("fl/Nope"), F_OK) < 0,
+		 access(at("fl/Nope"), F_OK) < 0,
 	     "  ... missing folder not created");
 	OPS.folder_close(f);
 	OPS.close(s);
@@ -607,11 +616,11 @@ static void test_stale_dry(void)
 /* Message 3 of 5 loses its tmp file before commit: its rename fails. */
 static void test_partial_commit(void)
 {
-	struct ms_store *s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP,
-					"part", 0);
+	struct ms_store *s =
+	    open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "part", 0);
 	struct ms_store_folder *f = NULL;
 	char names[8][256], victim[300], p[1400];
-	struct got g = { 0 };
+	struct got g = {0};
 	struct ms_err e;
 	int rc, q[8], n;
 
@@ -639,7 +648,8 @@ static void test_partial_commit(void)
 	T_OK(g.n == 2 && g.uid[0] == 1 && g.uid[1] == 2,
 	     "  ... messages 1-2 reported durable, in order");
 	T_EQ_INT(count(at("part/INBOX/new")), 2, "  ... 2 in new/");
-	T_EQ_INT(count(at("part/INBOX/cur")), 0, "  ... none in cur/ (4 removed)");
+	T_EQ_INT(count(at("part/INBOX/cur")), 0,
+		 "  ... none in cur/ (4 removed)");
 	T_EQ_INT(count(at("part/INBOX/tmp")), 0, "  ... 4-5 removed from tmp/");
 	g.n = 0;
 	T_EQ_INT(OPS.commit(f, durable, &g, &e), 0, "  ... next commit empty");
@@ -673,7 +683,7 @@ static int tmpfs_child(void)
 		return 3;
 	rc = OPS.msg_write(m, big, sizeof big, &e);
 	if (rc == 0)
-		rc = OPS.msg_finish(m, &(struct ms_msg){ .uid = 1 }, &e);
+		rc = OPS.msg_finish(m, &(struct ms_msg){.uid = 1}, &e);
 	printf("# ENOSPC: %s\n", e.msg);
 	if (rc != MS_EIO || !strstr(e.msg, "No space left on device") ||
 	    !strstr(e.msg, "/tfs/m/INBOX/tmp/"))
@@ -711,7 +721,8 @@ static void test_tmpfs(void)
 	waitpid(pid, &st, 0);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
 		printf("ok %d - ENOSPC and read-only destination "
-		       "# SKIP needs root and unshare -m\n", ++t_n);
+		       "# SKIP needs root and unshare -m\n",
+		       ++t_n);
 		return;
 	}
 	T_EQ_INT(WIFEXITED(st) ? WEXITSTATUS(st) : 100, 0,
@@ -728,7 +739,8 @@ static void test_readonly_chmod(void)
 
 	if (geteuid() == 0) {
 		printf("ok %d - chmod read-only # SKIP root ignores modes "
-		       "(covered by the tmpfs remount test)\n", ++t_n);
+		       "(covered by the tmpfs remount test)\n",
+		       ++t_n);
 		return;
 	}
 	s = open_store(MS_LAYOUT_VERBATIM, MS_PROTO_IMAP, "ro", 0);
