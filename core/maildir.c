@@ -75,6 +75,7 @@ struct ms_store_msg {
 	uint64_t bytes, vsize; /* file size; size with CRLF line ends */
 	size_t hostpos;	       /* where ".host" starts in name */
 	int dest, renamed;
+	int counted;		  /* finished with its fd open: in f->nfdpend */
 	char name[NAME_MAX + 1];  /* unique part: the tmp/ name */
 	char final[NAME_MAX + 1]; /* name in new/ or cur/ */
 	char tmppath[PATH_MAX];
@@ -444,8 +445,10 @@ static int md_msg_finish(struct ms_store_msg *m, const struct ms_msg *meta,
 	m->meta = *meta;
 	if (ms_maildir_final(m->final, sizeof m->final, m->name, m->hostpos,
 			     f->s->a->proto, meta, m->bytes, m->vsize, &cur))
-		ms_log(MS_LOG_WARN, "%s: name too long for the identity; "
-		       "stored without it", m->tmppath);
+		ms_log(MS_LOG_WARN,
+		       "%s: name too long for the identity; "
+		       "stored without it",
+		       m->tmppath);
 	m->dest = cur ? SUB_CUR : SUB_NEW;
 	if (meta->internaldate > 0) {
 		/* Dovecot reads INTERNALDATE from the mtime; scan does too */
@@ -464,7 +467,8 @@ static int md_msg_finish(struct ms_store_msg *m, const struct ms_msg *meta,
 	if (push(&f->pend, &f->npend, &f->cappend, m) < 0)
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	drop(f->open, &f->nopen, m);
-	f->nfdpend += m->fd >= 0;
+	m->counted = m->fd >= 0;
+	f->nfdpend += m->counted;
 	return 0;
 }
 
@@ -491,7 +495,7 @@ static void md_msg_abort(struct ms_store_msg *m)
 		return;
 	f = m->f;
 	drop(f->open, &f->nopen, m);
-	if (m->fd >= 0 && m->buf == NULL && f->nfdpend)
+	if (m->counted && m->fd >= 0)
 		f->nfdpend--; /* a finished one, fd still open */
 	drop(f->pend, &f->npend, m);
 	discard(f, m);

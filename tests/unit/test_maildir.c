@@ -658,6 +658,90 @@ static void test_partial_commit(void)
 	OPS.close(s);
 }
 
+struct ptab {
+	const char *name;
+	int ok;
+	uint32_t uid, uidv;
+	const char *uidl;
+	unsigned flags;
+	uint64_t size;
+};
+
+static const struct ptab parse_tab[] = {
+    {"1.M2P3R0123456789abcdefQ4.h,S=5,W=7,U=12,V=34:2,FS", 1, 12, 34, "",
+     MS_F_FLAGGED | MS_F_SEEN, 7},
+    {"1.M2P3RxQ4.h,S=5,W=7,Z=9,U=1,V=0", 1, 1, 0, "", 0, 9},
+    {"1.h,P=a%2Fb%3a,S=3:2,RT", 1, 0, 0, "a/b:", MS_F_ANSWERED | MS_F_DELETED,
+     0},
+    {"1.h,U=123:2,S", 0, 0, 0, NULL, 0, 0},	  /* mbsync: no V= */
+    {"1.h,S=123,W=456:2,S", 0, 0, 0, NULL, 0, 0}, /* Dovecot */
+    {"1.h,U=abc,V=1", 0, 0, 0, NULL, 0, 0},
+    {"1.h,U=0,V=1", 0, 0, 0, NULL, 0, 0},
+    {"1.h,U=4294967296,V=1", 0, 0, 0, NULL, 0, 0},
+    {"1.h,U=1,V=1,U=2", 0, 0, 0, NULL, 0, 0},
+    {"1.h,U=1,V=1,P=x", 0, 0, 0, NULL, 0, 0},
+    {"1.h,P=%G1", 0, 0, 0, NULL, 0, 0},
+    {"1.h,P=%20", 0, 0, 0, NULL, 0, 0}, /* space is not a UIDL byte */
+    {"1.h,P=a:b", 1, 0, 0, "a", 0, 0},	/* ':' starts the info */
+    {"1.h,P=", 0, 0, 0, NULL, 0, 0},
+};
+
+static void test_parse(void)
+{
+	char name[80], out[300], uidl[80], host[80], uniq[256];
+	struct ms_msg m, meta;
+	int cur, r;
+	size_t hp;
+
+	for (size_t i = 0; i < sizeof parse_tab / sizeof *parse_tab; i++) {
+		const struct ptab *t = &parse_tab[i];
+		int rc = ms_maildir_parse(t->name, &m);
+		snprintf(name, sizeof name, "parse #%zu", i);
+		if (!t->ok) {
+			T_EQ_INT(rc, -1, name);
+			continue;
+		}
+		T_OK(rc == 0 && m.uid == t->uid && m.uidvalidity == t->uidv &&
+			 strcmp(m.uidl, t->uidl) == 0 && m.flags == t->flags &&
+			 m.size == t->size,
+		     name);
+	}
+	memset(&m, 0, sizeof m);
+	m.uid = 9;
+	m.uidvalidity = 8;
+	T_OK(ms_maildir_relabel(out, sizeof out, "1.h,S=3,P=x,W=5:2,S", &m) ==
+		     0 &&
+		 strcmp(out, "1.h,S=3,W=5,U=9,V=8:2,S") == 0,
+	     "relabel keeps sizes and info, replaces identity");
+	T_OK(ms_maildir_with_flags(out, sizeof out, "1.h,U=1,V=2", MS_F_SEEN, 0,
+				   &cur) == 0 &&
+		 cur && strcmp(out, "1.h,U=1,V=2:2,S") == 0,
+	     "with_flags: new/ -> cur/ :2,S");
+	T_OK(ms_maildir_with_flags(out, sizeof out, "1.h,U=1,V=2:2,Sab", 0, 1,
+				   &cur) == 0 &&
+		 cur && strcmp(out, "1.h,U=1,V=2:2,ab") == 0,
+	     "with_flags: flags cleared, keywords kept, stays in cur/");
+	/* a POP3 UIDL full of escapes: the host goes first */
+	ms_maildir_host(host, sizeof host);
+	hp = ms_maildir_unique(host, uniq, sizeof uniq);
+	memset(&meta, 0, sizeof meta);
+	memset(uidl, '/', 60);
+	uidl[60] = '\0';
+	memcpy(meta.uidl, uidl, strlen(uidl) + 1);
+	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, &meta, 1, 2,
+			     &cur);
+	T_OK(r == 0 && strlen(out) <= 255 && ms_maildir_parse(out, &m) == 0 &&
+		 strcmp(m.uidl, uidl) == 0,
+	     "long UIDL: fits without host/sizes, identity kept");
+	memset(uidl, '/', 70);
+	uidl[70] = '\0';
+	memcpy(meta.uidl, uidl, strlen(uidl) + 1);
+	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, &meta, 1, 2,
+			     &cur);
+	T_OK(r == 1 && strlen(out) <= 255 && ms_maildir_parse(out, &m) < 0,
+	     "over-long UIDL: stored without identity (reported)");
+}
+
 /* Child: private namespace, tmpfs; returns 0, 77 (skip) or a failure. */
 static int tmpfs_child(void)
 {
@@ -771,6 +855,7 @@ int main(void)
 	test_flags_remove();
 	test_stale_dry();
 	test_partial_commit();
+	test_parse();
 	test_tmpfs();
 	test_readonly_chmod();
 	if (!getenv("MS_KEEP_TMP")) {
