@@ -52,11 +52,18 @@ size_t ms_pop3_ml_feed(struct ms_pop3_ml *m, const char *in, size_t n,
 				m->st = ML_DOTCR;
 			} else if (c == '\n') {
 				m->st = ML_DONE; /* ".\n": bare-LF terminator */
-			} else {
-				/* RFC 1939: the leading dot is removed
-				 * whatever follows ("..x" -> ".x"). */
+			} else if (c == '.') {
+				/* RFC 1939 stuffing: "..x" -> ".x" */
 				out[o++] = c;
 				m->st = ML_MID;
+			} else {
+				/* ".x" was never stuffed (a compliant server
+				 * sends "..x"; Dovecot 2.3 does not stuff a
+				 * message's first line): keep the dot rather
+				 * than lose a byte. */
+				out[o++] = '.';
+				out[o++] = c;
+				m->st = c == '\n' ? ML_BOL : ML_MID;
 			}
 			break;
 		case ML_DOTCR:
@@ -64,8 +71,9 @@ size_t ms_pop3_ml_feed(struct ms_pop3_ml *m, const char *in, size_t n,
 				m->st = ML_DONE;
 				break;
 			}
-			/* ".\r" then more: a line starting with a dot and
-			 * a lone CR; drop the dot, keep the rest. */
+			/* ".\r" then more: an unstuffed dot and a lone CR;
+			 * keep both, as above. */
+			out[o++] = '.';
 			out[o++] = '\r';
 			out[o++] = c;
 			m->st = ML_MID;

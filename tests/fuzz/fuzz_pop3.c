@@ -38,8 +38,8 @@ static size_t reference(const char *in, size_t n, char *out, size_t *on,
 		if (eol == n && (len == 1 || len == 2) && in[i] == '.' &&
 		    (len == 1 || in[i + 1] == '\r'))
 			return n; /* held back: may become the terminator */
-		if (in[i] == '.') {
-			i++;
+		if (len > 1 && in[i] == '.' && in[i + 1] == '.') {
+			i++; /* stuffed; a lone unstuffed dot is kept */
 			len--;
 		}
 		memcpy(out + *on, in + i, len);

@@ -237,13 +237,13 @@ static void test_ml(void)
 	} t[] = {
 		{ "a\r\n..\r\n...x\r\n.\r\nNEXT", "a\r\n.\r\n..x\r\n",
 		  "stuffed dots unstuffed once", 4 },
-		{ ".first\r\nb\r\n.\r\n", "first\r\nb\r\n",
-		  "first line starting with a dot", 0 },
+		{ ".first\r\nb\r\n.\r\n", ".first\r\nb\r\n",
+		  "unstuffed leading dot kept (Dovecot 2.3 first line)", 0 },
 		{ "a\nb\n.\n+OK", "a\nb\n", "bare LF lines and terminator", 3 },
 		{ ".\r\n", "", "empty reply", 0 },
-		{ "x\r\n.\rz\r\n.\r\n", "x\r\n\rz\r\n", "dot then lone CR", 0 },
+		{ "x\r\n.\rz\r\n.\r\n", "x\r\n.\rz\r\n", "dot then lone CR", 0 },
 		{ "no end\r\n", "no end\r\n", "unterminated", 0 },
-		{ "a.\r\n. \r\n.\r\n", "a.\r\n \r\n", "dot mid-line kept", 0 },
+		{ "a.\r\n. \r\n.\r\n", "a.\r\n. \r\n", "dot mid-line kept", 0 },
 	};
 	size_t i, j, used, on, olen;
 	char out[64], o[8];
