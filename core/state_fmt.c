@@ -652,6 +652,7 @@ int ms_state_snapshot(const struct ms_state *s, int64_t lastrun,
 		      struct ms_buf *b, struct ms_err *e)
 {
 	size_t start = b->len;
+	uint64_t count = ms_state_nrec(s); /* also merges pending UIDs */
 	int rc;
 
 	rc = ms_buf_adds(b, SNAP_MAGIC "\n", e);
@@ -670,13 +671,13 @@ int ms_state_snapshot(const struct ms_state *s, int64_t lastrun,
 				 PRIu32 "\nmodseq %" PRIu64 "\nlastrun %"
 				 PRId64 "\ncount %" PRIu64 "\n",
 				 s->uidvalidity, s->uidnext, s->modseq,
-				 lastrun < 0 ? 0 : lastrun, ms_state_nrec(s));
+				 lastrun < 0 ? 0 : lastrun, count);
 	if (rc == 0)
 		rc = s->proto == MS_PROTO_POP3 ? put_uidls(s, b, e) :
 			put_ranges(s, b, e);
 	if (rc == 0)
 		rc = ms_buf_addf(b, e, "end %" PRIu64 " %016" PRIx64 "\n",
-				 ms_state_nrec(s),
+				 count,
 				 fnv(FNV0, b->s + start, b->len - start));
 	return rc;
 }

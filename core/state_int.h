@@ -37,8 +37,10 @@ struct ms_state {
 	uint64_t modseq;
 	int64_t lastrun;
 	struct ms_state_range *r; /* IMAP: sorted, disjoint, non-adjacent */
-	size_t nr, rcap;
-	uint64_t nuid;
+	size_t nr, rcap;          /* rcap >= nr + npu */
+	uint64_t nuid;            /* UIDs in r (pu not counted) */
+	uint32_t *pu;             /* UIDs added out of order, not yet in r */
+	size_t npu, pucap;
 	struct ms_state_pent *tab; /* POP3: 2^k slots, linear probing */
 	size_t tcap, npop;
 	char *pool;               /* NUL-terminated UIDLs */
@@ -61,10 +63,7 @@ static inline uint64_t ms_state_fnv(uint64_t h, const void *p, size_t n)
 }
 
 /* Number of stored messages. */
-static inline uint64_t ms_state_nrec(const struct ms_state *s)
-{
-	return s->proto == MS_PROTO_POP3 ? s->npop : s->nuid;
-}
+uint64_t ms_state_nrec(const struct ms_state *s);
 
 /* Records (state_mem.c).  MS_EINTERNAL when out of memory. */
 /* 0 added, 1 already known */

@@ -60,42 +60,118 @@ static int rs_has(const struct ms_state *s, uint32_t uid)
 	return i < s->nr && s->r[i].lo <= uid;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Merge the UIDs added out of order into the ranges.  They wait unsorted
+ * so that a rebuild from a store scanned in any order costs O(n log n),
+ * not a memmove per UID.  Merging runs backwards into the space
+ * reserved at the end of r (rcap >= nr + npu), so it cannot fail: each
+ * range written consumes at least one input, so it never overwrites a
+ * range not yet read. */
+static void settle(struct ms_state *s)
+{
+	struct ms_state_range cur = { 0, 0 }, in;
+	size_t i = s->nr, j = s->npu, w = s->rcap;
+	int have = 0;
+
+	if (!s->npu)
+		return;
+	qsort(s->pu, s->npu, sizeof *s->pu, cmp_u32);
+	while (i > 0 || j > 0) {
+		if (j == 0 || (i > 0 && s->r[i - 1].hi >= s->pu[j - 1])) {
+			in = s->r[--i];
+		} else {
+			in.lo = in.hi = s->pu[--j];
+		}
+		if (have && in.hi + 1ULL >= cur.lo) { /* overlap or touch */
+			if (in.lo < cur.lo)
+				cur.lo = in.lo;
+			continue;
+		}
+		if (have)
+			s->r[--w] = cur;
+		cur = in;
+		have = 1;
+	}
+	s->r[--w] = cur;
+	s->nr = s->rcap - w;
+	memmove(s->r, s->r + w, s->nr * sizeof *s->r);
+	s->nuid = 0;
+	for (i = 0; i < s->nr; i++)
+		s->nuid += (uint64_t)s->r[i].hi - s->r[i].lo + 1;
+	free(s->pu);
+	s->pu = NULL;
+	s->npu = s->pucap = 0;
+}
+
+/* Logically const: settling changes the representation, not the set. */
+static void settle_c(const struct ms_state *s)
+{
+	settle((struct ms_state *)s);
+}
+
+uint64_t ms_state_nrec(const struct ms_state *s)
+{
+	if (s->proto == MS_PROTO_POP3)
+		return s->npop;
+	settle_c(s);
+	return s->nuid;
+}
+
+static int push_pending(struct ms_state *s, uint32_t uid)
+{
+	if (s->npu == s->pucap) {
+		size_t cap = s->pucap ? 2 * s->pucap : 64;
+		uint32_t *p = realloc(s->pu, cap * sizeof *p);
+
+		if (!p)
+			return MS_EINTERNAL;
+		s->pu = p;
+		s->pucap = cap;
+	}
+	if (s->rcap < s->nr + s->npu + 1) {
+		size_t cap = 2 * s->rcap > s->nr + s->npu + 1 ?
+			2 * s->rcap : s->nr + s->npu + 1;
+		struct ms_state_range *r = realloc(s->r, cap * sizeof *r);
+
+		if (!r)
+			return MS_EINTERNAL;
+		s->r = r;
+		s->rcap = cap;
+	}
+	s->pu[s->npu++] = uid;
+	return 0;
+}
+
 int ms_state_uid_add(struct ms_state *s, uint32_t uid)
 {
-	struct ms_state_range *r = s->r;
-	size_t i, n = s->nr;
-	int left, right;
+	size_t n = s->nr;
 
-	if (n && uid == r[n - 1].hi + 1ULL) { /* the common case: O(1) */
-		r[n - 1].hi = uid;
+	if (!s->npu && (!n || uid > s->r[n - 1].hi)) {
+		if (n && uid == s->r[n - 1].hi + 1ULL) /* the common case */
+			s->r[n - 1].hi = uid;
+		else if (rs_insert(s, n, uid, uid) < 0)
+			return MS_EINTERNAL;
 		s->nuid++;
 		return 0;
 	}
-	i = rs_find(s, uid);
-	if (i < n && r[i].lo <= uid)
+	if (rs_has(s, uid))
 		return 1;
-	left = i > 0 && r[i - 1].hi + 1ULL == uid;
-	right = i < n && r[i].lo - 1ULL == uid;
-	if (left && right) {
-		r[i - 1].hi = r[i].hi;
-		memmove(r + i, r + i + 1, (n - i - 1) * sizeof *r);
-		s->nr--;
-	} else if (left) {
-		r[i - 1].hi = uid;
-	} else if (right) {
-		r[i].lo = uid;
-	} else if (rs_insert(s, i, uid, uid) < 0) {
-		return MS_EINTERNAL;
-	}
-	s->nuid++;
-	return 0;
+	return push_pending(s, uid);
 }
 
 int ms_state_uid_del(struct ms_state *s, uint32_t uid)
 {
-	size_t i = rs_find(s, uid);
+	size_t i;
 	uint32_t hi;
 
+	settle(s);
+	i = rs_find(s, uid);
 	if (i == s->nr || s->r[i].lo > uid)
 		return 0;
 	hi = s->r[i].hi;
@@ -257,8 +333,11 @@ void ms_state_uidl_del(struct ms_state *s, const char *u, size_t n)
 void ms_state_clear(struct ms_state *s, uint32_t uidvalidity)
 {
 	free(s->r);
+	free(s->pu);
 	free(s->tab);
 	free(s->pool);
+	s->pu = NULL;
+	s->npu = s->pucap = 0;
 	s->r = NULL;
 	s->tab = NULL;
 	s->pool = NULL;
@@ -291,8 +370,10 @@ int ms_state_take_proto(struct ms_state *s, int proto)
 
 int ms_state_uid_append(struct ms_state *s, uint32_t lo, uint32_t hi)
 {
-	struct ms_state_range *last = s->nr ? &s->r[s->nr - 1] : NULL;
+	struct ms_state_range *last;
 
+	settle(s);
+	last = s->nr ? &s->r[s->nr - 1] : NULL;
 	if (lo == 0 || lo > hi || (last && lo <= last->hi))
 		return 1;
 	if (last && lo == last->hi + 1ULL)
@@ -429,7 +510,10 @@ void ms_state_set_header(struct ms_state *s, uint32_t uidvalidity,
 
 int ms_state_has_uid(const struct ms_state *s, uint32_t uid)
 {
-	return s->proto == MS_PROTO_IMAP && uid && rs_has(s, uid);
+	if (s->proto != MS_PROTO_IMAP || !uid)
+		return 0;
+	settle_c(s);
+	return rs_has(s, uid);
 }
 
 int ms_state_has_uidl(const struct ms_state *s, const char *uidl,
@@ -488,12 +572,12 @@ int ms_state_add(struct ms_state *s, const struct ms_msg *m, time_t now,
 
 	if (s->proto == MS_PROTO_POP3)
 		return add_pop(s, m, now, e);
-	if (s->proto != MS_PROTO_IMAP)
-		return oom(s, e); /* a read-only listing handle */
+	if (s->proto != MS_PROTO_IMAP) /* a listing handle: no protocol */
+		return ms_err_set(e, MS_EINTERNAL, "state: read-only handle");
 	if (m->uid == 0)
 		return bad_msg(s, m, "UID 0, not recorded", e);
 	if (m->uidvalidity != s->uidvalidity) {
-		if (s->nuid)
+		if (ms_state_nrec(s))
 			return ms_err_set(e, MS_EINTERNAL, "account %s folder "
 					  "%s: UID %" PRIu32 " has UIDVALIDITY "
 					  "%" PRIu32 " but the state %" PRIu32,
@@ -523,6 +607,7 @@ int ms_state_del(struct ms_state *s, const struct ms_msg *m,
 		journal(s, "-p %s\n", m->uidl);
 		return 0;
 	}
+	settle(s);
 	if (m->uid == 0 || !rs_has(s, m->uid))
 		return 0;
 	if (ms_state_uid_del(s, m->uid) < 0)
@@ -552,6 +637,7 @@ int ms_state_foreach(const struct ms_state *s, ms_state_cb cb, void *ctx)
 		return 0;
 	}
 	m.uidvalidity = s->uidvalidity;
+	settle_c(s);
 	for (i = 0; i < s->nr; i++) {
 		for (uint64_t u = s->r[i].lo; u <= s->r[i].hi; u++) {
 			m.uid = (uint32_t)u;

@@ -501,6 +501,70 @@ static void test_big_range(void)
 	free(snap);
 }
 
+/* Random adds, dels and lookups against a plain bitmap (the oracle). */
+static void test_random_ops(void)
+{
+	struct ms_account a = mk_acct(MS_PROTO_IMAP);
+	static unsigned char want[2002];
+	struct ms_state *s = open_st(fresh(), &a, "INBOX", 1);
+	uint64_t sum[2];
+	size_t n = 0;
+	int ok = 1;
+
+	srand(12345);
+	for (int i = 0; i < 200000 && ok; i++) {
+		uint32_t u = 1 + (uint32_t)(rand() % 2000);
+		int op = rand() % 10;
+
+		if (op < 6) {
+			ok &= add_uid(s, u, 0) == 0;
+			n += !want[u];
+			want[u] = 1;
+		} else if (op < 8) {
+			ok &= del_uid(s, u) == 0;
+			n -= want[u];
+			want[u] = 0;
+		} else if (op == 8) {
+			ok &= ms_state_has_uid(s, u) == want[u];
+		} else if (rand() % 100 == 0) {
+			ok &= ms_state_count(s) == n;
+		}
+	}
+	T_OK(ok, "200,000 random add/del/has against a bitmap");
+	for (uint32_t u = 1; u <= 2001; u++)
+		ok &= ms_state_has_uid(s, u) == want[u];
+	sum[0] = sum[1] = 0;
+	ms_state_foreach(s, count_cb, sum);
+	T_OK(ok && ms_state_count(s) == n && sum[0] == n,
+	     "random ops: final set and count");
+	ms_state_close(s);
+}
+
+static void test_unordered_adds(void)
+{
+	struct ms_account a = mk_acct(MS_PROTO_IMAP);
+	static const uint32_t uids[] = { 50, 10, 11, 9, 50, 30, 12, 100, 31,
+					 1, 99, 13, 29, 8 };
+	char *dir = fresh(), *snap;
+	struct ms_state *s;
+	struct ms_err e;
+	size_t len = 0;
+
+	s = open_st(dir, &a, "INBOX", 0);
+	ms_state_reset(s, 1);
+	for (size_t i = 0; i < sizeof uids / sizeof uids[0]; i++)
+		add_uid(s, uids[i], 1);
+	T_EQ_INT(ms_state_count(s), 13, "unordered adds with a duplicate");
+	add_uid(s, 7, 1);
+	del_uid(s, 11);
+	ms_state_compact(s, 1, &e);
+	ms_state_close(s);
+	snap = slurp(dir, "INBOX.state", &len);
+	T_OK(snap && strstr(snap, "\nu 1,7-10,12-13,29-31,50,99-100\n"),
+	     "unordered adds: merged ranges in the snapshot");
+	free(snap);
+}
+
 static int add_uidl(struct ms_state *s, const char *u, uint64_t size,
 		    time_t now)
 {
@@ -816,6 +880,8 @@ int main(void)
 	test_foreign_journal();
 	test_reset_del();
 	test_big_range();
+	test_random_ops();
+	test_unordered_adds();
 	test_pop3();
 	test_lock();
 	test_modes();
