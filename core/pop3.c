@@ -584,7 +584,9 @@ static void sink_failed(struct ms_source *s, struct fetch_run *r,
 static void size_check(struct ms_source *s, const struct ms_msg *m,
 		       uint64_t got)
 {
-	if (got != m->size)
+	/* got == size + 2: the message had no final newline and the server
+	 * added the CRLF that must precede the terminating dot. */
+	if (got != m->size && got != m->size + 2)
 		ms_log(MS_LOG_WARN, "%s: INBOX: message %u (UIDL %s): received "
 		       "%llu bytes, LIST said %llu", acct(s), m->uid, m->uidl,
 		       (unsigned long long)got, (unsigned long long)m->size);

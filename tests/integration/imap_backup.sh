@@ -92,11 +92,11 @@ run_ms -c "$CFG"
 assert_eq "$RC" 75 "held lock exits 75"
 assert_match "$ERR" 'work.*locked by pid [0-9]+' "held lock names the holder's pid"
 assert_eq "$(dv_commands $U | wc -l)" 0 "held lock: no connection made"
-kill $holder 2>/dev/null; wait $holder 2>/dev/null
+pkill -P $holder 2>/dev/null; kill $holder 2>/dev/null; wait $holder 2>/dev/null
 
 # --- dry run: lists, creates nothing ---
-ms_write_config "$T/dry.ini" work imaps "maildir:$T/Dry" 'folders=* !Junk'
-run_ms -c "$T/dry.ini" -n
+mkdir -p "$T/dry"; ms_write_config "$T/dry/dry.ini" work imaps "maildir:$T/Dry" 'folders=* !Junk'
+run_ms -c "$T/dry/dry.ini" -n
 assert_eq "$RC" 0 "dry run exits 0"
 assert_eq "$([ -e "$T/Dry" ] && echo yes || echo no)" no "dry run creates no store"
 assert_match "$ERR" 'work: INBOX: would fetch 6 ' "dry run reports what it would fetch"
@@ -110,6 +110,7 @@ assert_match "$ERR" 'INBOX: UIDVALIDITY changed .* 6 re-matched, 0 new' "UIDVALI
 run_ms -c "$CFG"
 assert_eq "$RC$ERR" 0 "after the change the next run is clean"
 assert_eq "$(md_count "$M/INBOX")" 6 "still no duplicate"
-assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "6 0" "re-matched files carry the new identity"
+assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "6 0" "re-matched files byte-identical"
+assert_eq "$(ls "$M"/INBOX/new "$M"/INBOX/cur | grep -c ",V=424242")" 6 "re-matched files carry the new UIDVALIDITY"
 
 t_done

@@ -49,7 +49,7 @@ dv_rawlog_clear $U
 run_ms -c "$CFG"
 assert_eq "$RC" 0 "second run exits 0"
 assert_eq "$(grep -c 'skipped' <<<"$ERR") $(wc -l <<<"$ERR")" "2 2" "second run: only the two size warnings again"
-assert_eq "$(dv_commands $U | grep -Ec 'BODY.PEEK|STORE|EXPUNGE')" 0 "second run: no fetch, no delete"
+dv_commands $U >"$T/cmds2"; assert_eq "$(grep -Ec "BODY.PEEK|UID STORE|EXPUNGE" "$T/cmds2")" 0 "second run: no fetch, no delete"
 assert_eq "$(md_count "$M/INBOX")" 5 "second run: no duplicate"
 
 # --- delete-after 30: INTERNALDATE decides ---
