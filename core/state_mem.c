@@ -486,9 +486,12 @@ static void journal(struct ms_state *s, const char *fmt, ...)
 void ms_state_reset(struct ms_state *s, uint32_t uidvalidity)
 {
 	ms_state_clear(s, uidvalidity);
-	/* "v" forgets everything before it: older queued lines are moot */
+	/* what follows a reset is a rebuild: one snapshot of ranges is
+	 * smaller than a journal line per message, and queued lines are
+	 * moot */
 	ms_buf_reset(&s->pend);
-	journal(s, "v %" PRIu32 "\n", uidvalidity);
+	s->need_compact = 1;
+	s->dirty = 1;
 }
 
 /* A new UIDVALIDITY relabels nothing: records stored under the old one

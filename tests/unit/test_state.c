@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -437,10 +439,12 @@ static void test_reset_del(void)
 	     ms_state_modseq(s) == 0, "reset: empty, new uidvalidity");
 	add_uid(s, 3, 8);
 	ms_state_sync(s, &e);
+	T_OK(!exists(dir, "INBOX.journal"), "sync after a reset writes a "
+	     "snapshot, not a journal");
 	ms_state_close(s);
 	s = open_st(dir, &a, "INBOX", 0);
 	T_OK(ms_state_count(s) == 1 && ms_state_has_uid(s, 3) &&
-	     ms_state_uidvalidity(s) == 8, "reset: journaled");
+	     ms_state_uidvalidity(s) == 8, "reset: durable");
 	ms_state_set_header(s, 9, 100, 5);
 	T_OK(ms_state_count(s) == 0 && ms_state_uidvalidity(s) == 9 &&
 	     ms_state_modseq(s) == 5, "set_header with a new uidvalidity "
@@ -668,6 +672,53 @@ static void test_lock(void)
 	T_EQ_INT(mode_of(path), 0600, "lock file 0600");
 }
 
+/* A journal write that fails half way (file size limit, like ENOSPC):
+ * the error is reported, the journal abandoned, and the next sync writes
+ * a whole snapshot with everything. */
+static void test_write_failure(void)
+{
+	struct ms_account a = mk_acct(MS_PROTO_IMAP);
+	char *dir = fresh(), *j;
+	struct rlimit old, lim;
+	struct ms_state *s;
+	struct ms_err e;
+	size_t len = 0;
+	int rc;
+
+	make_imap(dir, &a, "INBOX", 10);
+	s = open_st(dir, &a, "INBOX", 0);
+	add_uid(s, 11, 7);
+	ms_state_sync(s, &e);
+	for (uint32_t u = 20; u < 400; u += 2)
+		add_uid(s, u, 7);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 100;
+	setrlimit(RLIMIT_FSIZE, &lim);
+	ms_err_clear(&e);
+	rc = ms_state_sync(s, &e);
+	setrlimit(RLIMIT_FSIZE, &old);
+	T_EQ_INT(rc, MS_EIO, "journal write fails: MS_EIO");
+	T_OK(strstr(e.msg, "account acct folder INBOX") != NULL &&
+	     strstr(e.msg, "INBOX.journal") != NULL, "... message names "
+	     "account, folder and file");
+	j = slurp(dir, "INBOX.journal", &len);
+	T_OK(j && len == 100 && j[99] != '\n', "... leaving a torn journal");
+	free(j);
+	T_EQ_INT(status_of(dir, &a, "INBOX"), MS_STATE_OK,
+		 "a crash now: OK, torn tail ignored");
+	add_uid(s, 500, 7);
+	T_EQ_INT(ms_state_sync(s, &e), 0, "next sync succeeds");
+	T_OK(!exists(dir, "INBOX.journal"), "... by writing a snapshot");
+	ms_state_close(s);
+	s = open_st(dir, &a, "INBOX", 1);
+	T_OK(ms_state_count(s) == 10 + 1 + 190 + 1 &&
+	     ms_state_has_uid(s, 398) && ms_state_has_uid(s, 500),
+	     "... with every record");
+	ms_state_close(s);
+}
+
 static void test_modes(void)
 {
 	struct ms_account a = mk_acct(MS_PROTO_IMAP);
@@ -884,6 +935,7 @@ int main(void)
 	test_unordered_adds();
 	test_pop3();
 	test_lock();
+	test_write_failure();
 	test_modes();
 	test_dry_run();
 	test_folders();
