@@ -198,6 +198,12 @@ int ms_state_open(struct ms_state **out, const char *state_dir,
 	*out = NULL;
 	if (!name_ok(a->name))
 		return bad_name(a->name, e);
+	if (strlen(folder) > MS_STATE_VALUE_MAX ||
+	    (a->host && strlen(a->host) > MS_STATE_VALUE_MAX) ||
+	    (a->user && strlen(a->user) > MS_STATE_VALUE_MAX))
+		return ms_err_set(e, MS_EPROTO, "account %s folder %.64s...: "
+				  "name longer than %d bytes, no state can be "
+				  "kept", a->name, folder, MS_STATE_VALUE_MAX);
 	rc = ms_state_alloc(&s, a->proto, a->name, a->host ? a->host : "",
 			    a->user ? a->user : "", folder, e);
 	if (rc < 0)

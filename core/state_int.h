@@ -48,6 +48,10 @@ struct ms_state {
 	struct ms_buf pend;       /* journal lines not yet written */
 };
 
+/* Longest account, host, user or folder name a snapshot header holds
+ * (percent-encoded it stays below the parser's 16 KiB line limit). */
+#define MS_STATE_VALUE_MAX 4096
+
 #define MS_STATE_FNV0 0xcbf29ce484222325ULL
 
 /* 64-bit FNV-1a: checksums, journal ids, hash slots. */

@@ -719,6 +719,35 @@ static void test_write_failure(void)
 	ms_state_close(s);
 }
 
+static void test_long_name(void)
+{
+	struct ms_account a = mk_acct(MS_PROTO_IMAP);
+	char *name = malloc(5000), *dir;
+	struct ms_state *s = NULL;
+	struct ms_err e;
+
+	memset(name, 'x', 4999);
+	name[4999] = '\0';
+	for (int i = 100; i < 4999; i += 100)
+		name[i] = '/';
+	T_EQ_INT(ms_state_open(&s, fresh(), &a, name, 0, &e), MS_EPROTO,
+		 "folder name over 4096 bytes refused");
+	T_OK(s == NULL, "... no handle");
+	name[4000] = '\0';
+	dir = fresh();
+	T_EQ_INT(ms_state_open(&s, dir, &a, name, 0, &e), 0,
+		 "4000-byte folder name");
+	add_uid(s, 1, 0);
+	T_OK(ms_state_sync(s, &e) == 0 &&
+	     ms_state_compact(s, 1, &e) == 0, "... state written");
+	ms_state_close(s);
+	s = open_st(dir, &a, name, 1);
+	T_OK(s && ms_state_status(s) == MS_STATE_OK &&
+	     ms_state_count(s) == 1, "... and read back");
+	ms_state_close(s);
+	free(name);
+}
+
 static void test_modes(void)
 {
 	struct ms_account a = mk_acct(MS_PROTO_IMAP);
@@ -936,6 +965,7 @@ int main(void)
 	test_pop3();
 	test_lock();
 	test_write_failure();
+	test_long_name();
 	test_modes();
 	test_dry_run();
 	test_folders();
