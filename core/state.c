@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -435,14 +436,39 @@ out:
 
 /* ---- the account lock ---- */
 
+/* The holder of the flock on fd according to /proc/locks (Linux), which
+ * also names holders that are not mailsync (flock(1), a backup tool);
+ * 0 when unknown. */
+static long lock_holder(int fd)
+{
+	unsigned maj, min;
+	unsigned long ino;
+	char line[256], type[16];
+	struct stat st;
+	long pid, found = 0;
+	FILE *f;
+
+	if (fstat(fd, &st) < 0 || !(f = fopen("/proc/locks", "re")))
+		return 0;
+	while (!found && fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &pid,
+			   &maj, &min, &ino) == 5 && !strcmp(type, "FLOCK") &&
+		    maj == major(st.st_dev) && min == minor(st.st_dev) &&
+		    ino == (unsigned long)st.st_ino && pid > 0)
+			found = pid;
+	}
+	fclose(f);
+	return found;
+}
+
 static int held(int fd, const char *account, struct ms_err *e)
 {
 	char buf[32];
-	ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
-	long pid = 0;
+	long pid = lock_holder(fd);
+	ssize_t k;
 	int rc;
 
-	if (k > 0) {
+	if (pid <= 0 && (k = pread(fd, buf, sizeof buf - 1, 0)) > 0) {
 		buf[k] = '\0';
 		pid = strtol(buf, NULL, 10);
 	}
@@ -505,8 +531,14 @@ out:
 	return rc;
 }
 
+/* Clear our pid first, so that it cannot be blamed for a later holder;
+ * closing drops the lock. */
 void ms_state_unlock(int fd)
 {
-	if (fd >= 0)
-		close(fd);
+	if (fd < 0)
+		return;
+	if (ftruncate(fd, 0) < 0) {
+		/* only the pid hint is stale; the lock goes with close */
+	}
+	close(fd);
 }

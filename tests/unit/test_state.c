@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -644,6 +646,50 @@ static void test_pop3(void)
 	ms_state_close(s);
 }
 
+static long file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Held by a process that is not mailsync and wrote no pid (flock(1)):
+ * the holder is still named, from /proc/locks. */
+static void test_lock_other(const char *dir, const char *path)
+{
+	int p[2], fd = -1, rc;
+	struct ms_err e;
+	char want[64], c;
+	pid_t child;
+
+	if (pipe(p) < 0)
+		return;
+	child = fork();
+	if (child == 0) {
+		int lfd = open(path, O_RDWR);
+
+		if (lfd >= 0 && flock(lfd, LOCK_EX) == 0 &&
+		    write(p[1], "x", 1) == 1)
+			sleep(10);
+		_exit(0);
+	}
+	close(p[1]);
+	if (read(p[0], &c, 1) != 1)
+		printf("# child did not lock\n");
+	ms_err_clear(&e);
+	rc = ms_state_lock(dir, "acct", &fd, &e);
+	snprintf(want, sizeof want, "account acct is locked by pid %ld",
+		 (long)child);
+	T_EQ_INT(rc, MS_ETEMP, "held by another program: MS_ETEMP");
+	T_EQ_STR(e.msg, want, "... naming that program's pid");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(p[0]);
+	T_EQ_INT(ms_state_lock(dir, "acct", &fd, &e), 0,
+		 "holder killed: the kernel released the lock");
+	ms_state_unlock(fd);
+}
+
 static void test_lock(void)
 {
 	char *dir = fresh(), want[64], path[512];
@@ -670,6 +716,8 @@ static void test_lock(void)
 		 "account \"..\" refused");
 	snprintf(path, sizeof path, "%s/acct/lock", dir);
 	T_EQ_INT(mode_of(path), 0600, "lock file 0600");
+	T_EQ_INT(file_size(path), 0, "unlock clears the pid");
+	test_lock_other(dir, path);
 }
 
 /* A journal write that fails half way (file size limit, like ENOSPC):
