@@ -52,8 +52,10 @@ static int name_ok(const char *n)
 
 static int bad_name(const char *n, struct ms_err *e)
 {
-	return ms_err_set(e, MS_ECONFIG, "account name \"%s\" cannot name a "
-			  "state directory", n ? n : "");
+	return ms_err_set(e, MS_ECONFIG,
+			  "account name \"%s\" cannot name a "
+			  "state directory",
+			  n ? n : "");
 }
 
 static char *cat3(const char *a, const char *b, const char *c)
@@ -75,15 +77,19 @@ static int open_ro(const char *state_dir, const char *account, int *fd,
 	*fd = -1;
 	root = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
-		return errno == ENOENT ? 0 : ms_err_sys(e, MS_EIO, errno,
-			"state directory %s", state_dir);
+		return errno == ENOENT
+			   ? 0
+			   : ms_err_sys(e, MS_EIO, errno, "state directory %s",
+					state_dir);
 	*fd = openat(root, account,
 		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	err = errno;
 	close(root);
 	if (*fd < 0)
-		return err == ENOENT ? 0 : ms_err_sys(e, MS_EIO, err,
-			"state directory %s/%s", state_dir, account);
+		return err == ENOENT
+			   ? 0
+			   : ms_err_sys(e, MS_EIO, err, "state directory %s/%s",
+					state_dir, account);
 	return 0;
 }
 
@@ -116,15 +122,18 @@ static int slurp(int dfd, const char *name, const char *path, char **p,
 	*n = 0;
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? 0 :
-			ms_err_sys(e, MS_EIO, errno, "open %s", path);
+		return errno == ENOENT
+			   ? 0
+			   : ms_err_sys(e, MS_EIO, errno, "open %s", path);
 	if (fstat(fd, &st) < 0) {
 		rc = ms_err_sys(e, MS_EIO, errno, "stat %s", path);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > FILE_MAX) {
-		rc = ms_err_set(e, MS_EIO, "%s: not a regular file of at most "
-				"1 GiB", path);
+		rc = ms_err_set(e, MS_EIO,
+				"%s: not a regular file of at most "
+				"1 GiB",
+				path);
 		goto out;
 	}
 	size = (size_t)st.st_size;
@@ -177,8 +186,7 @@ static int read_load(struct ms_state *s, struct ms_err *e)
 	int rc = 0;
 
 	if (s->dirfd >= 0)
-		rc = slurp(s->dirfd, s->snap_name, s->snap_path, &snap, &sn,
-			   e);
+		rc = slurp(s->dirfd, s->snap_name, s->snap_path, &snap, &sn, e);
 	if (rc == 0 && s->dirfd >= 0)
 		rc = slurp(s->dirfd, s->jnl_name, s->jnl_path, &jnl, &jn, e);
 	if (rc == 0)
@@ -202,9 +210,11 @@ int ms_state_open(struct ms_state **out, const char *state_dir,
 	if (strlen(folder) > MS_STATE_VALUE_MAX ||
 	    (a->host && strlen(a->host) > MS_STATE_VALUE_MAX) ||
 	    (a->user && strlen(a->user) > MS_STATE_VALUE_MAX))
-		return ms_err_set(e, MS_EPROTO, "account %s folder %.64s...: "
+		return ms_err_set(e, MS_EPROTO,
+				  "account %s folder %.64s...: "
 				  "name longer than %d bytes, no state can be "
-				  "kept", a->name, folder, MS_STATE_VALUE_MAX);
+				  "kept",
+				  a->name, folder, MS_STATE_VALUE_MAX);
 	rc = ms_state_alloc(&s, a->proto, a->name, a->host ? a->host : "",
 			    a->user ? a->user : "", folder, e);
 	if (rc < 0)
@@ -452,8 +462,9 @@ static long lock_holder(int fd)
 		return 0;
 	while (!found && fgets(line, sizeof line, f)) {
 		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &pid,
-			   &maj, &min, &ino) == 5 && !strcmp(type, "FLOCK") &&
-		    maj == major(st.st_dev) && min == minor(st.st_dev) &&
+			   &maj, &min, &ino) == 5 &&
+		    !strcmp(type, "FLOCK") && maj == major(st.st_dev) &&
+		    min == minor(st.st_dev) &&
 		    ino == (unsigned long)st.st_ino && pid > 0)
 			found = pid;
 	}
@@ -476,8 +487,10 @@ static int held(int fd, const char *account, struct ms_err *e)
 		rc = ms_err_set(e, MS_ETEMP, "account %s is locked by pid %ld",
 				account, pid);
 	else
-		rc = ms_err_set(e, MS_ETEMP, "account %s is locked by another "
-				"process", account);
+		rc = ms_err_set(e, MS_ETEMP,
+				"account %s is locked by another "
+				"process",
+				account);
 	if (e)
 		e->scope = MS_SCOPE_ACCOUNT;
 	return rc;
@@ -496,16 +509,19 @@ int ms_state_lock(const char *state_dir, const char *account, int *fd,
 	if ((rc = open_rw(state_dir, account, &dir, e)) < 0)
 		return rc;
 	/* 0600 by open() itself: no chmod window, whatever the umask */
-	lfd = openat(dir, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
-		     O_CLOEXEC, 0600);
+	lfd = openat(dir, "lock",
+		     O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		     0600);
 	if (lfd < 0 || fstat(lfd, &st) < 0) {
 		rc = ms_err_sys(e, ms_err_code_for_errno(errno), errno,
 				"lock %s/%s/lock", state_dir, account);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = ms_err_set(e, MS_EIO, "lock %s/%s/lock: not a regular "
-				"file", state_dir, account);
+		rc = ms_err_set(e, MS_EIO,
+				"lock %s/%s/lock: not a regular "
+				"file",
+				state_dir, account);
 		goto out;
 	}
 	if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
@@ -518,8 +534,8 @@ int ms_state_lock(const char *state_dir, const char *account, int *fd,
 	}
 	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(lfd, 0) < 0 || pwrite(lfd, pid, (size_t)n, 0) != n) {
-		rc = ms_err_sys(e, MS_EIO, errno, "write %s/%s/lock",
-				state_dir, account);
+		rc = ms_err_sys(e, MS_EIO, errno, "write %s/%s/lock", state_dir,
+				account);
 		goto out;
 	}
 	*fd = lfd;

@@ -23,7 +23,7 @@
 #define JNL_MAGIC "mailsync-journal 1"
 #define SNAP_LINE_MAX 16384 /* header values are percent-encoded names */
 #define JNL_LINE_MAX 256    /* the longest op is "+p" + UIDL + 2 numbers */
-#define WRAP 76             /* "u" lines are wrapped to this width */
+#define WRAP 76		    /* "u" lines are wrapped to this width */
 #define fnv ms_state_fnv
 #define FNV0 MS_STATE_FNV0
 
@@ -80,7 +80,7 @@ static int pct_add(struct ms_buf *b, const char *v, struct ms_err *e)
 	int rc = 0;
 
 	for (p = (const unsigned char *)v; *p && rc == 0; p++) {
-		char x[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+		char x[3] = {'%', hex[*p >> 4], hex[*p & 15]};
 
 		if (*p >= 0x21 && *p <= 0x7e && *p != '%')
 			rc = ms_buf_addc(b, (char)*p, e);
@@ -129,8 +129,8 @@ bad:
  * is compared case-insensitively, so it is hashed in lower case. */
 static uint64_t ident(const struct ms_state *s)
 {
-	const char *f[] = { proto_name(s->proto), s->account, s->host,
-			    s->user, s->folder };
+	const char *f[] = {proto_name(s->proto), s->account, s->host, s->user,
+			   s->folder};
 	uint64_t h = FNV0;
 	size_t i;
 
@@ -275,21 +275,22 @@ static int hdr_proto(struct ms_state *s, const char *v, size_t n,
 }
 
 static const char *const hkeys[] = {
-	"proto", "account", "host", "user", "folder",
-	"uidvalidity", "uidnext", "modseq", "lastrun", "count",
+    "proto",	   "account", "host",	"user",	   "folder",
+    "uidvalidity", "uidnext", "modseq", "lastrun", "count",
 };
 
 static int parse_header(struct ms_state *s, struct rd *r, uint64_t *count,
 			const char **why)
 {
-	char **ids[] = { NULL, &s->account, &s->host, &s->user, &s->folder };
-	static const char *const foreign[] = { NULL,
-		"written for another account (foreign)",
-		"written for another host (foreign)",
-		"written for another user (foreign)",
-		"written for another folder (foreign)" };
-	const uint64_t max[] = { 0, 0, 0, 0, 0, UINT32_MAX, UINT32_MAX,
-				 UINT64_MAX, INT64_MAX, UINT64_MAX };
+	char **ids[] = {NULL, &s->account, &s->host, &s->user, &s->folder};
+	static const char *const foreign[] = {
+	    NULL, "written for another account (foreign)",
+	    "written for another host (foreign)",
+	    "written for another user (foreign)",
+	    "written for another folder (foreign)"};
+	const uint64_t max[] = {0,	   0,	       0,	   0,
+				0,	   UINT32_MAX, UINT32_MAX, UINT64_MAX,
+				INT64_MAX, UINT64_MAX};
 	uint64_t v[10];
 	const char *line;
 	size_t k, kl, len;
@@ -299,8 +300,9 @@ static int parse_header(struct ms_state *s, struct rd *r, uint64_t *count,
 	if (rd_line(r, &line, &len) != 1)
 		return 1;
 	if (len != strlen(SNAP_MAGIC) || memcmp(line, SNAP_MAGIC, len)) {
-		*why = len > 15 && !memcmp(line, "mailsync-state ", 15) ?
-			"unsupported version" : "not a mailsync state file";
+		*why = len > 15 && !memcmp(line, "mailsync-state ", 15)
+			   ? "unsupported version"
+			   : "not a mailsync state file";
 		return 1;
 	}
 	for (k = 0; k < 10; k++) {
@@ -346,13 +348,13 @@ static int parse_ranges(struct ms_state *s, const char *p, size_t n,
 			;
 		d = memchr(p + i, '-', j - i);
 		if (d ? num(p + i, (size_t)(d - p) - i, UINT32_MAX, &lo) ||
-			num(d + 1, j - (size_t)(d - p) - 1, UINT32_MAX, &hi) :
-			num(p + i, j - i, UINT32_MAX, &lo))
+			    num(d + 1, j - (size_t)(d - p) - 1, UINT32_MAX, &hi)
+		      : num(p + i, j - i, UINT32_MAX, &lo))
 			return 1;
 		if (!d)
 			hi = lo;
-		if ((rc = ms_state_uid_append(s, (uint32_t)lo,
-					      (uint32_t)hi)) != 0)
+		if ((rc = ms_state_uid_append(s, (uint32_t)lo, (uint32_t)hi)) !=
+		    0)
 			return rc;
 		if (j == n)
 			return 0;
@@ -370,7 +372,8 @@ static int parse_pop(struct ms_state *s, const char *line, size_t len,
 
 	*why = "bad UIDL record";
 	if (s->proto != MS_PROTO_POP3 || split(line, len, &f) != 4 ||
-	    !ms_state_uidl_ok(f.p[1], f.n[1]) || num(f.p[2], f.n[2], UINT64_MAX, &size) ||
+	    !ms_state_uidl_ok(f.p[1], f.n[1]) ||
+	    num(f.p[2], f.n[2], UINT64_MAX, &size) ||
 	    num(f.p[3], f.n[3], INT64_MAX, &t))
 		return 1;
 	if (ms_state_uidl_put(s, f.p[1], f.n[1], size, (int64_t)t, &dup) < 0)
@@ -382,7 +385,7 @@ static int parse_pop(struct ms_state *s, const char *line, size_t len,
 static int parse_snapshot(struct ms_state *s, const char *p, size_t n,
 			  const char **why)
 {
-	struct rd r = { p, n, 0, SNAP_LINE_MAX };
+	struct rd r = {p, n, 0, SNAP_LINE_MAX};
 	uint64_t count, tcount, sum;
 	struct fields f;
 	const char *line;
@@ -410,8 +413,9 @@ static int parse_snapshot(struct ms_state *s, const char *p, size_t n,
 			return rc;
 	}
 	*why = "bad trailer";
-	if (split(line, len, &f) != 3 || num(f.p[1], f.n[1], UINT64_MAX,
-					     &tcount) || hex64(f.p[2], f.n[2], &sum))
+	if (split(line, len, &f) != 3 ||
+	    num(f.p[1], f.n[1], UINT64_MAX, &tcount) ||
+	    hex64(f.p[2], f.n[2], &sum))
 		return 1;
 	*why = "data after the trailer";
 	if (r.pos != n)
@@ -474,8 +478,7 @@ static int op_uidl(struct ms_state *s, const struct fields *f, int n)
 	if (num(f->p[2], f->n[2], UINT64_MAX, &size) ||
 	    num(f->p[3], f->n[3], INT64_MAX, &t))
 		return 1;
-	return ms_state_uidl_put(s, f->p[1], f->n[1], size, (int64_t)t,
-				 NULL);
+	return ms_state_uidl_put(s, f->p[1], f->n[1], size, (int64_t)t, NULL);
 }
 
 /* One change: "+u UID", "-u UID", "+p UIDL SIZE FIRST_SEEN", "-p UIDL",
@@ -514,7 +517,7 @@ static int apply_op(struct ms_state *s, const char *line, size_t len)
 static int parse_journal(struct ms_state *s, const char *p, size_t n,
 			 const char **why)
 {
-	struct rd r = { p, n, 0, JNL_LINE_MAX };
+	struct rd r = {p, n, 0, JNL_LINE_MAX};
 	size_t len, ml = strlen(JNL_MAGIC);
 	const char *line;
 	uint64_t id;
@@ -538,8 +541,10 @@ static int parse_journal(struct ms_state *s, const char *p, size_t n,
 	if (rc == -2)
 		return 1;
 	if (rc == -1)
-		ms_log(MS_LOG_INFO, "account %s folder %s: state: ignoring a "
-		       "torn last journal line", s->account ? s->account : "?",
+		ms_log(MS_LOG_INFO,
+		       "account %s folder %s: state: ignoring a "
+		       "torn last journal line",
+		       s->account ? s->account : "?",
 		       s->folder ? s->folder : "?");
 	return 0;
 }
@@ -561,10 +566,11 @@ int ms_state_load(struct ms_state *s, const char *snap, size_t snap_len,
 	if (rc == 0 && jnl)
 		rc = parse_journal(s, jnl, jnl_len, &why);
 	if (rc < 0)
-		return ms_err_set(e, MS_EINTERNAL, "account %s folder %s: "
-				  "state: out of memory", s->account ?
-				  s->account : "?", s->folder ? s->folder :
-				  "?");
+		return ms_err_set(e, MS_EINTERNAL,
+				  "account %s folder %s: "
+				  "state: out of memory",
+				  s->account ? s->account : "?",
+				  s->folder ? s->folder : "?");
 	if (!snap) {
 		/* a journal is only created next to a snapshot */
 		why = "journal without its snapshot (snapshot lost)";
@@ -667,18 +673,19 @@ int ms_state_snapshot(const struct ms_state *s, int64_t lastrun,
 	if (rc == 0)
 		rc = put_kv(b, "folder", s->folder, e);
 	if (rc == 0)
-		rc = ms_buf_addf(b, e, "uidvalidity %" PRIu32 "\nuidnext %"
-				 PRIu32 "\nmodseq %" PRIu64 "\nlastrun %"
-				 PRId64 "\ncount %" PRIu64 "\n",
+		rc = ms_buf_addf(b, e,
+				 "uidvalidity %" PRIu32 "\nuidnext %" PRIu32
+				 "\nmodseq %" PRIu64 "\nlastrun %" PRId64
+				 "\ncount %" PRIu64 "\n",
 				 s->uidvalidity, s->uidnext, s->modseq,
 				 lastrun < 0 ? 0 : lastrun, count);
 	if (rc == 0)
-		rc = s->proto == MS_PROTO_POP3 ? put_uidls(s, b, e) :
-			put_ranges(s, b, e);
+		rc = s->proto == MS_PROTO_POP3 ? put_uidls(s, b, e)
+					       : put_ranges(s, b, e);
 	if (rc == 0)
-		rc = ms_buf_addf(b, e, "end %" PRIu64 " %016" PRIx64 "\n",
-				 count,
-				 fnv(FNV0, b->s + start, b->len - start));
+		rc =
+		    ms_buf_addf(b, e, "end %" PRIu64 " %016" PRIx64 "\n", count,
+				fnv(FNV0, b->s + start, b->len - start));
 	return rc;
 }
 
@@ -706,8 +713,8 @@ int ms_state_parse_mem(struct ms_state **out, const struct ms_account *a,
 	if (rc < 0)
 		return rc;
 	s->dry_run = 1;
-	if ((rc = ms_state_load(s, snap, snap_len, journal, journal_len,
-				e)) < 0) {
+	if ((rc = ms_state_load(s, snap, snap_len, journal, journal_len, e)) <
+	    0) {
 		ms_state_free_mem(s);
 		return rc;
 	}

@@ -23,29 +23,29 @@ struct ms_state_pent {
 };
 
 struct ms_state {
-	int proto;        /* MS_PROTO_*, 0 = take it from the snapshot */
-	int status;       /* enum ms_state_status, fixed at open */
-	int dry_run;      /* never write */
-	int dirty;        /* changes not yet written */
+	int proto;	  /* MS_PROTO_*, 0 = take it from the snapshot */
+	int status;	  /* enum ms_state_status, fixed at open */
+	int dry_run;	  /* never write */
+	int dirty;	  /* changes not yet written */
 	int need_compact; /* the next sync writes a snapshot, not a journal */
-	int dirfd, jfd;   /* STATE_DIR/ACCOUNT and the journal we created */
+	int dirfd, jfd;	  /* STATE_DIR/ACCOUNT and the journal we created */
 	/* identity; NULL = take it from the snapshot (listing, fuzzing) */
 	char *account, *host, *user, *folder;
-	char *snap_name, *jnl_name; /* relative to dirfd */
+	char *snap_name, *jnl_name;	       /* relative to dirfd */
 	char *dir_path, *snap_path, *jnl_path; /* for messages */
 	uint32_t uidvalidity, uidnext;
 	uint64_t modseq;
 	int64_t lastrun;
 	struct ms_state_range *r; /* IMAP: sorted, disjoint, non-adjacent */
-	size_t nr, rcap;          /* rcap >= nr + npu */
-	uint64_t nuid;            /* UIDs in r (pu not counted) */
-	uint32_t *pu;             /* UIDs added out of order, not yet in r */
+	size_t nr, rcap;	  /* rcap >= nr + npu */
+	uint64_t nuid;		  /* UIDs in r (pu not counted) */
+	uint32_t *pu;		  /* UIDs added out of order, not yet in r */
 	size_t npu, pucap;
 	struct ms_state_pent *tab; /* POP3: 2^k slots, linear probing */
 	size_t tcap, npop;
-	char *pool;               /* NUL-terminated UIDLs */
+	char *pool; /* NUL-terminated UIDLs */
 	size_t plen, pcap;
-	struct ms_buf pend;       /* journal lines not yet written */
+	struct ms_buf pend; /* journal lines not yet written */
 };
 
 /* Longest account, host, user or folder name a snapshot header holds

@@ -75,7 +75,7 @@ static int cmp_u32(const void *a, const void *b)
  * range not yet read. */
 static void settle(struct ms_state *s)
 {
-	struct ms_state_range cur = { 0, 0 }, in;
+	struct ms_state_range cur = {0, 0}, in;
 	size_t i = s->nr, j = s->npu, w = s->rcap;
 	int have = 0;
 
@@ -135,8 +135,9 @@ static int push_pending(struct ms_state *s, uint32_t uid)
 		s->pucap = cap;
 	}
 	if (s->rcap < s->nr + s->npu + 1) {
-		size_t cap = 2 * s->rcap > s->nr + s->npu + 1 ?
-			2 * s->rcap : s->nr + s->npu + 1;
+		size_t cap = 2 * s->rcap > s->nr + s->npu + 1
+				 ? 2 * s->rcap
+				 : s->nr + s->npu + 1;
 		struct ms_state_range *r = realloc(s->r, cap * sizeof *r);
 
 		if (!r)
@@ -176,8 +177,7 @@ int ms_state_uid_del(struct ms_state *s, uint32_t uid)
 		return 0;
 	hi = s->r[i].hi;
 	if (s->r[i].lo == hi) {
-		memmove(s->r + i, s->r + i + 1,
-			(s->nr - i - 1) * sizeof *s->r);
+		memmove(s->r + i, s->r + i + 1, (s->nr - i - 1) * sizeof *s->r);
 		s->nr--;
 	} else if (uid == s->r[i].lo) {
 		s->r[i].lo++;
@@ -211,9 +211,9 @@ static size_t pop_slot(const struct ms_state *s, const char *u, size_t n,
 		const struct ms_state_pent *p = &s->tab[i];
 
 		*found = p->off != 0;
-		if (!p->off || (p->hash == h &&
-				strncmp(s->pool + p->off, u, n) == 0 &&
-				s->pool[p->off + n] == '\0'))
+		if (!p->off ||
+		    (p->hash == h && strncmp(s->pool + p->off, u, n) == 0 &&
+		     s->pool[p->off + n] == '\0'))
 			return i;
 	}
 }
@@ -250,8 +250,7 @@ static int pop_grow(struct ms_state *s)
 	return 0;
 }
 
-static int pool_add(struct ms_state *s, const char *u, size_t n,
-		    uint32_t *off)
+static int pool_add(struct ms_state *s, const char *u, size_t n, uint32_t *off)
 {
 	if (!s->plen)
 		s->plen = 1; /* offset 0 marks an empty slot */
@@ -367,7 +366,6 @@ int ms_state_take_proto(struct ms_state *s, int proto)
 	return s->proto == proto;
 }
 
-
 int ms_state_uid_append(struct ms_state *s, uint32_t lo, uint32_t hi)
 {
 	struct ms_state_range *last;
@@ -390,7 +388,7 @@ int ms_state_alloc(struct ms_state **out, int proto, const char *account,
 		   const char *host, const char *user, const char *folder,
 		   struct ms_err *e)
 {
-	const char *in[] = { account, host, user, folder };
+	const char *in[] = {account, host, user, folder};
 	struct ms_state *s = calloc(1, sizeof *s);
 	char **to[4];
 	size_t i;
@@ -463,8 +461,8 @@ size_t ms_state_count(const struct ms_state *s)
 
 /* Queue one journal line.  Nothing is queued when the next sync writes a
  * whole snapshot anyway; if queueing fails, make it do that. */
-__attribute__((format(printf, 2, 3)))
-static void journal(struct ms_state *s, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void journal(struct ms_state *s,
+							  const char *fmt, ...)
 {
 	char line[128];
 	va_list ap;
@@ -538,8 +536,10 @@ int ms_state_has_uidl(const struct ms_state *s, const char *uidl,
 static int bad_msg(const struct ms_state *s, const struct ms_msg *m,
 		   const char *what, struct ms_err *e)
 {
-	int rc = ms_err_set(e, MS_EPROTO, "account %s folder %s: message "
-			    "%" PRIu32 ": %s", s->account ? s->account : "?",
+	int rc = ms_err_set(e, MS_EPROTO,
+			    "account %s folder %s: message "
+			    "%" PRIu32 ": %s",
+			    s->account ? s->account : "?",
 			    s->folder ? s->folder : "?", m->uid, what);
 
 	if (e)
@@ -549,8 +549,10 @@ static int bad_msg(const struct ms_state *s, const struct ms_msg *m,
 
 static int oom(const struct ms_state *s, struct ms_err *e)
 {
-	return ms_err_set(e, MS_EINTERNAL, "account %s folder %s: state: "
-			  "out of memory", s->account ? s->account : "?",
+	return ms_err_set(e, MS_EINTERNAL,
+			  "account %s folder %s: state: "
+			  "out of memory",
+			  s->account ? s->account : "?",
 			  s->folder ? s->folder : "?");
 }
 
@@ -581,7 +583,8 @@ int ms_state_add(struct ms_state *s, const struct ms_msg *m, time_t now,
 		return bad_msg(s, m, "UID 0, not recorded", e);
 	if (m->uidvalidity != s->uidvalidity) {
 		if (ms_state_nrec(s))
-			return ms_err_set(e, MS_EINTERNAL, "account %s folder "
+			return ms_err_set(e, MS_EINTERNAL,
+					  "account %s folder "
 					  "%s: UID %" PRIu32 " has UIDVALIDITY "
 					  "%" PRIu32 " but the state %" PRIu32,
 					  s->account, s->folder, m->uid,
@@ -595,8 +598,7 @@ int ms_state_add(struct ms_state *s, const struct ms_msg *m, time_t now,
 	return 0;
 }
 
-int ms_state_del(struct ms_state *s, const struct ms_msg *m,
-		 struct ms_err *e)
+int ms_state_del(struct ms_state *s, const struct ms_msg *m, struct ms_err *e)
 {
 	size_t n;
 

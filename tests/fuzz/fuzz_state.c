@@ -51,7 +51,7 @@ static int visit_cb(void *ctx, const struct ms_msg *m, time_t first_seen)
 
 static void check_visits(const struct ms_state *s, const struct ms_state *o)
 {
-	struct visit v = { o, s, 0 };
+	struct visit v = {o, s, 0};
 
 	ms_state_foreach(s, visit_cb, &v);
 	if (v.n < VISIT_MAX && v.n != ms_state_count(s))
@@ -76,10 +76,10 @@ static char *fix_trailer(const char *p, size_t n, size_t *out_len)
 	memcpy(q, p, keep);
 	q[keep] = '\0';
 	c = strstr(q, "\ncount ");
-	*out_len = keep + (size_t)snprintf(q + keep, cap - keep,
-		"end %llu %016" PRIx64 "\n",
-		c ? strtoull(c + 7, NULL, 10) : 0ULL,
-		ms_state_fnv(MS_STATE_FNV0, q, keep));
+	*out_len = keep + (size_t)snprintf(
+			      q + keep, cap - keep, "end %llu %016" PRIx64 "\n",
+			      c ? strtoull(c + 7, NULL, 10) : 0ULL,
+			      ms_state_fnv(MS_STATE_FNV0, q, keep));
 	return q;
 }
 
@@ -129,12 +129,11 @@ static void edit(struct ms_state *s, const uint8_t *d, size_t n)
 	m.uidvalidity = ms_state_uidvalidity(s);
 	snprintf(m.uidl, sizeof m.uidl, "fz%08" PRIx32, uid);
 	if (ms_state_add(s, &m, 5, &e) == 0) {
-		if (!(s->proto == MS_PROTO_POP3 ?
-		      ms_state_has_uidl(s, m.uidl, NULL, NULL) :
-		      ms_state_has_uid(s, m.uid)))
+		if (!(s->proto == MS_PROTO_POP3
+			  ? ms_state_has_uidl(s, m.uidl, NULL, NULL)
+			  : ms_state_has_uid(s, m.uid)))
 			abort();
-		if (ms_state_del(s, &m, &e) == 0 &&
-		    ms_state_count(s) > before)
+		if (ms_state_del(s, &m, &e) == 0 && ms_state_count(s) > before)
 			abort();
 	}
 }

@@ -15,45 +15,45 @@ struct match_case {
 };
 
 static const struct match_case matches[] = {
-	{ "*", "INBOX", 1 },
-	{ "*", "Lists/a/b", 1 },
-	{ "*", "", 1 },
-	{ "%", "Lists", 1 },
-	{ "%", "Lists/a", 0 },
-	{ "%", "", 1 },
-	{ "Lists/%", "Lists/a", 1 },
-	{ "Lists/%", "Lists/a/b", 0 },
-	{ "Lists/%", "Lists", 0 },
-	{ "Lists/%", "Lists/", 1 },
-	{ "Lists/*", "Lists/a/b", 1 },
-	{ "Lists/*", "Listsx", 0 },
-	{ "Lists*", "Listsx/y", 1 },
-	{ "%/%", "a/b", 1 },
-	{ "%/%", "a/b/c", 0 },
-	{ "*/%", "a/b/c", 1 },
-	{ "a%c", "abc", 1 },
-	{ "a%c", "a/c", 0 },
-	{ "a*c", "a/c", 1 },
-	{ "a*c", "a/b", 0 },
-	{ "Junk", "Junk", 1 },
-	{ "Junk", "junk", 0 },
-	{ "Junk", "Junk/x", 0 },
-	{ "INBOX", "inbox", 1 },
-	{ "inbox", "INBOX", 1 },
-	{ "InBox", "iNbOx", 1 },
-	{ "INBOX/*", "inbox/Sub", 1 },
-	{ "INBOX/Sub", "inbox/sub", 0 },
-	{ "INBOX", "INBOXES", 0 },
-	{ "inboxes", "INBOXES", 0 },
-	{ "Lists/INBOX", "Lists/inbox", 0 },
-	{ "IN*", "inbox", 1 },
-	{ "", "", 1 },
-	{ "", "a", 0 },
-	{ "a", "", 0 },
-	{ "**", "x/y", 1 },
-	{ "%*%", "x/y", 1 },
-	{ "Sent Items", "Sent Items", 1 },
-	{ "Caf\xc3\xa9", "Caf\xc3\xa9", 1 },
+    {"*", "INBOX", 1},
+    {"*", "Lists/a/b", 1},
+    {"*", "", 1},
+    {"%", "Lists", 1},
+    {"%", "Lists/a", 0},
+    {"%", "", 1},
+    {"Lists/%", "Lists/a", 1},
+    {"Lists/%", "Lists/a/b", 0},
+    {"Lists/%", "Lists", 0},
+    {"Lists/%", "Lists/", 1},
+    {"Lists/*", "Lists/a/b", 1},
+    {"Lists/*", "Listsx", 0},
+    {"Lists*", "Listsx/y", 1},
+    {"%/%", "a/b", 1},
+    {"%/%", "a/b/c", 0},
+    {"*/%", "a/b/c", 1},
+    {"a%c", "abc", 1},
+    {"a%c", "a/c", 0},
+    {"a*c", "a/c", 1},
+    {"a*c", "a/b", 0},
+    {"Junk", "Junk", 1},
+    {"Junk", "junk", 0},
+    {"Junk", "Junk/x", 0},
+    {"INBOX", "inbox", 1},
+    {"inbox", "INBOX", 1},
+    {"InBox", "iNbOx", 1},
+    {"INBOX/*", "inbox/Sub", 1},
+    {"INBOX/Sub", "inbox/sub", 0},
+    {"INBOX", "INBOXES", 0},
+    {"inboxes", "INBOXES", 0},
+    {"Lists/INBOX", "Lists/inbox", 0},
+    {"IN*", "inbox", 1},
+    {"", "", 1},
+    {"", "a", 0},
+    {"a", "", 0},
+    {"**", "x/y", 1},
+    {"%*%", "x/y", 1},
+    {"Sent Items", "Sent Items", 1},
+    {"Caf\xc3\xa9", "Caf\xc3\xa9", 1},
 };
 
 struct sel_case {
@@ -63,25 +63,25 @@ struct sel_case {
 };
 
 static const struct sel_case sels[] = {
-	{ NULL, "anything", 1 },
-	{ "", "anything", 1 },
-	{ "!Junk", "INBOX", 1 },
-	{ "!Junk", "Junk", 0 },
-	{ "!Junk", "Junk/old", 1 },
-	{ "INBOX Lists/*", "INBOX", 1 },
-	{ "INBOX Lists/*", "inbox", 1 },
-	{ "INBOX Lists/*", "Lists/x/y", 1 },
-	{ "INBOX Lists/*", "Sent", 0 },
-	{ "* !Junk !Trash", "Sent", 1 },
-	{ "* !Junk !Trash", "Trash", 0 },
-	{ "* !Lists/* Lists/keep", "Lists/keep", 1 },
-	{ "* !Lists/* Lists/keep", "Lists/drop", 0 },
-	{ "Lists/keep !Lists/*", "Lists/keep", 0 },
-	{ "!Junk Junk", "Junk", 1 },
-	{ "!Junk Junk !Junk", "Junk", 0 },
-	{ "!Trash Lists/%", "Lists/a/b", 1 },
-	{ "Lists/% !Trash", "Lists/a/b", 0 },
-	{ "Lists/% !Trash", "Lists/a", 1 },
+    {NULL, "anything", 1},
+    {"", "anything", 1},
+    {"!Junk", "INBOX", 1},
+    {"!Junk", "Junk", 0},
+    {"!Junk", "Junk/old", 1},
+    {"INBOX Lists/*", "INBOX", 1},
+    {"INBOX Lists/*", "inbox", 1},
+    {"INBOX Lists/*", "Lists/x/y", 1},
+    {"INBOX Lists/*", "Sent", 0},
+    {"* !Junk !Trash", "Sent", 1},
+    {"* !Junk !Trash", "Trash", 0},
+    {"* !Lists/* Lists/keep", "Lists/keep", 1},
+    {"* !Lists/* Lists/keep", "Lists/drop", 0},
+    {"Lists/keep !Lists/*", "Lists/keep", 0},
+    {"!Junk Junk", "Junk", 1},
+    {"!Junk Junk !Junk", "Junk", 0},
+    {"!Trash Lists/%", "Lists/a/b", 1},
+    {"Lists/% !Trash", "Lists/a/b", 0},
+    {"Lists/% !Trash", "Lists/a", 1},
 };
 
 static size_t split(char *s, char **v, size_t max)
@@ -99,7 +99,7 @@ static void test_select(void)
 	size_t i;
 
 	for (i = 0; i < sizeof sels / sizeof sels[0]; i++) {
-		struct ms_account a = { 0 };
+		struct ms_account a = {0};
 		char buf[256], name[320], *v[16];
 
 		if (sels[i].list) {
@@ -162,25 +162,25 @@ struct due_case {
 
 #define DAY 86400
 static const struct due_case dues[] = {
-	{ MS_POLICY_KEEP, 0, 1000, 1000 + 400 * DAY, 0, "keep: never" },
-	{ MS_POLICY_DELETE, 0, 0, 1000, 1, "delete: always" },
-	{ MS_POLICY_DELETE, 0, 5000, 1000, 1, "delete: even future date" },
-	{ MS_POLICY_DELETE_AFTER, 30, 1000, 1000 + 30 * DAY, 1,
-	  "after 30d: exactly 30 days" },
-	{ MS_POLICY_DELETE_AFTER, 30, 1000, 1000 + 30 * DAY - 1, 0,
-	  "after 30d: one second short" },
-	{ MS_POLICY_DELETE_AFTER, 30, 1000, 1000 + 400 * DAY, 1,
-	  "after 30d: 400 days" },
-	{ MS_POLICY_DELETE_AFTER, 30, 0, 1000 + 400 * DAY, 0,
-	  "after 30d: unknown date" },
-	{ MS_POLICY_DELETE_AFTER, 30, -5, 1000 + 400 * DAY, 0,
-	  "after 30d: negative date" },
-	{ MS_POLICY_DELETE_AFTER, 30, 1000 + 400 * DAY, 1000, 0,
-	  "after 30d: date in the future" },
-	{ MS_POLICY_DELETE_AFTER, 0, 1000, 1000, 1, "after 0d: now" },
-	{ MS_POLICY_DELETE_AFTER, 0, 1001, 1000, 0, "after 0d: future" },
-	{ MS_POLICY_DELETE_AFTER, 4000000000u, 1, 2000000000, 0,
-	  "after huge days: no overflow" },
+    {MS_POLICY_KEEP, 0, 1000, 1000 + 400 * DAY, 0, "keep: never"},
+    {MS_POLICY_DELETE, 0, 0, 1000, 1, "delete: always"},
+    {MS_POLICY_DELETE, 0, 5000, 1000, 1, "delete: even future date"},
+    {MS_POLICY_DELETE_AFTER, 30, 1000, 1000 + 30 * DAY, 1,
+     "after 30d: exactly 30 days"},
+    {MS_POLICY_DELETE_AFTER, 30, 1000, 1000 + 30 * DAY - 1, 0,
+     "after 30d: one second short"},
+    {MS_POLICY_DELETE_AFTER, 30, 1000, 1000 + 400 * DAY, 1,
+     "after 30d: 400 days"},
+    {MS_POLICY_DELETE_AFTER, 30, 0, 1000 + 400 * DAY, 0,
+     "after 30d: unknown date"},
+    {MS_POLICY_DELETE_AFTER, 30, -5, 1000 + 400 * DAY, 0,
+     "after 30d: negative date"},
+    {MS_POLICY_DELETE_AFTER, 30, 1000 + 400 * DAY, 1000, 0,
+     "after 30d: date in the future"},
+    {MS_POLICY_DELETE_AFTER, 0, 1000, 1000, 1, "after 0d: now"},
+    {MS_POLICY_DELETE_AFTER, 0, 1001, 1000, 0, "after 0d: future"},
+    {MS_POLICY_DELETE_AFTER, 4000000000u, 1, 2000000000, 0,
+     "after huge days: no overflow"},
 };
 
 static void test_due(void)
@@ -188,7 +188,7 @@ static void test_due(void)
 	size_t i;
 
 	for (i = 0; i < sizeof dues / sizeof dues[0]; i++) {
-		struct ms_account a = { 0 };
+		struct ms_account a = {0};
 
 		a.policy = dues[i].policy;
 		a.delete_after_days = dues[i].days;
@@ -199,7 +199,7 @@ static void test_due(void)
 
 static void test_size(void)
 {
-	struct ms_account a = { 0 };
+	struct ms_account a = {0};
 
 	T_EQ_INT(ms_rules_size_ok(&a, UINT64_MAX), 1, "size: no limit");
 	a.max_message_size = 100;

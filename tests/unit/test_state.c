@@ -8,8 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdlib.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -165,7 +165,7 @@ static void test_new_and_roundtrip(void)
 	T_OK(ok, "add 1..1000");
 	T_EQ_INT(ms_state_sync(s, &e), 0, "sync");
 	T_OK(exists(dir, "INBOX.state"), "first sync of a new state "
-	     "writes the snapshot");
+					 "writes the snapshot");
 	T_OK(!exists(dir, "INBOX.journal"), "... and no journal");
 	for (uint32_t u = 1001; u <= 1010; u++)
 		add_uid(s, u, 7);
@@ -178,7 +178,7 @@ static void test_new_and_roundtrip(void)
 	T_EQ_INT(ms_state_count(s), 1010, "reopen: count 1010");
 	T_EQ_INT(ms_state_uidvalidity(s), 7, "reopen: uidvalidity");
 	T_OK(ms_state_has_uid(s, 1) && ms_state_has_uid(s, 1010) &&
-	     !ms_state_has_uid(s, 1011) && !ms_state_has_uid(s, 0),
+		 !ms_state_has_uid(s, 1011) && !ms_state_has_uid(s, 0),
 	     "reopen: has_uid");
 	T_EQ_INT(ms_state_compact(s, 1700000000, &e), 0, "compact");
 	T_OK(!exists(dir, "INBOX.journal"), "compact drops the journal");
@@ -192,19 +192,18 @@ static void test_new_and_roundtrip(void)
 	ms_state_close(s);
 }
 
-static const char want_snap[] =
-	"mailsync-state 1\n"
-	"proto imap\n"
-	"account acct\n"
-	"host imap.example.org\n"
-	"user me@example.org\n"
-	"folder Lists/a%20b%25\n"
-	"uidvalidity 7\n"
-	"uidnext 11\n"
-	"modseq 42\n"
-	"lastrun 1700000000\n"
-	"count 7\n"
-	"u 1-3,5,8-10\n";
+static const char want_snap[] = "mailsync-state 1\n"
+				"proto imap\n"
+				"account acct\n"
+				"host imap.example.org\n"
+				"user me@example.org\n"
+				"folder Lists/a%20b%25\n"
+				"uidvalidity 7\n"
+				"uidnext 11\n"
+				"modseq 42\n"
+				"lastrun 1700000000\n"
+				"count 7\n"
+				"u 1-3,5,8-10\n";
 
 static uint64_t fnv(const char *p, size_t n)
 {
@@ -221,7 +220,7 @@ static void test_exact_bytes(void)
 {
 	struct ms_account a = mk_acct(MS_PROTO_IMAP);
 	char *dir = fresh(), *got, want[1024];
-	static const uint32_t uids[] = { 1, 2, 3, 5, 8, 9, 10, 4, 6 };
+	static const uint32_t uids[] = {1, 2, 3, 5, 8, 9, 10, 4, 6};
 	struct ms_state *s;
 	struct ms_err e;
 	size_t len = 0;
@@ -258,7 +257,8 @@ static void test_journal_torn_and_bad(void)
 	ms_state_close(s);
 	j = slurp(dir, "INBOX.journal", &jl);
 	T_OK(j && !strncmp(j, "mailsync-journal 1 ", 19) &&
-	     !strcmp(j + 36, "+u 11\n-u 3\n"), "journal lines");
+		 !strcmp(j + 36, "+u 11\n-u 3\n"),
+	     "journal lines");
 	snap = slurp(dir, "INBOX.state", &sl);
 
 	snprintf(buf, sizeof buf, "%s+u 12", j ? j : "");
@@ -266,7 +266,8 @@ static void test_journal_torn_and_bad(void)
 	s = open_st(dir, &a, "INBOX", 1);
 	T_EQ_INT(ms_state_status(s), MS_STATE_OK, "torn last line: OK");
 	T_OK(ms_state_has_uid(s, 11) && !ms_state_has_uid(s, 3) &&
-	     !ms_state_has_uid(s, 12), "torn last line ignored, rest kept");
+		 !ms_state_has_uid(s, 12),
+	     "torn last line ignored, rest kept");
 	T_EQ_INT(ms_state_count(s), 10, "torn last line: count");
 	ms_state_close(s);
 
@@ -288,11 +289,12 @@ static void test_journal_torn_and_bad(void)
 	add_uid(s, 20, 7);
 	T_EQ_INT(ms_state_sync(s, &e), 0, "sync after a leftover journal");
 	T_OK(!exists(dir, "INBOX.journal"), "... compacts instead of "
-	     "appending to it");
+					    "appending to it");
 	ms_state_close(s);
 	s = open_st(dir, &a, "INBOX", 1);
 	T_OK(ms_state_count(s) == 11 && ms_state_has_uid(s, 20) &&
-	     ms_state_has_uid(s, 11), "... nothing lost");
+		 ms_state_has_uid(s, 11),
+	     "... nothing lost");
 	ms_state_close(s);
 
 	/* crash between snapshot rename and journal unlink: replay again */
@@ -420,7 +422,7 @@ static void test_reset_del(void)
 	del_uid(s, 1);
 	del_uid(s, 5000);
 	T_OK(!ms_state_has_uid(s, 500) && ms_state_has_uid(s, 499) &&
-	     ms_state_has_uid(s, 501) && ms_state_count(s) == 997,
+		 ms_state_has_uid(s, 501) && ms_state_count(s) == 997,
 	     "del: middle, ends, absent");
 	ms_state_sync(s, &e);
 	ms_state_close(s);
@@ -438,24 +440,28 @@ static void test_reset_del(void)
 		 "add with another UIDVALIDITY is refused");
 	ms_state_reset(s, 8);
 	T_OK(ms_state_count(s) == 0 && ms_state_uidvalidity(s) == 8 &&
-	     ms_state_modseq(s) == 0, "reset: empty, new uidvalidity");
+		 ms_state_modseq(s) == 0,
+	     "reset: empty, new uidvalidity");
 	add_uid(s, 3, 8);
 	ms_state_sync(s, &e);
 	T_OK(!exists(dir, "INBOX.journal"), "sync after a reset writes a "
-	     "snapshot, not a journal");
+					    "snapshot, not a journal");
 	ms_state_close(s);
 	s = open_st(dir, &a, "INBOX", 0);
 	T_OK(ms_state_count(s) == 1 && ms_state_has_uid(s, 3) &&
-	     ms_state_uidvalidity(s) == 8, "reset: durable");
+		 ms_state_uidvalidity(s) == 8,
+	     "reset: durable");
 	ms_state_set_header(s, 9, 100, 5);
 	T_OK(ms_state_count(s) == 0 && ms_state_uidvalidity(s) == 9 &&
-	     ms_state_modseq(s) == 5, "set_header with a new uidvalidity "
+		 ms_state_modseq(s) == 5,
+	     "set_header with a new uidvalidity "
 	     "forgets the old records");
 	ms_state_sync(s, &e);
 	ms_state_close(s);
 	s = open_st(dir, &a, "INBOX", 1);
 	T_OK(ms_state_count(s) == 0 && ms_state_uidvalidity(s) == 9 &&
-	     ms_state_modseq(s) == 5, "set_header: journaled");
+		 ms_state_modseq(s) == 5,
+	     "set_header: journaled");
 	ms_state_close(s);
 }
 
@@ -472,7 +478,7 @@ static void test_big_range(void)
 {
 	struct ms_account a = mk_acct(MS_PROTO_IMAP);
 	char *dir = fresh(), *snap;
-	uint64_t sum[2] = { 0, 0 };
+	uint64_t sum[2] = {0, 0};
 	struct ms_state *s;
 	size_t len = 0;
 
@@ -499,7 +505,7 @@ static void test_big_range(void)
 		add_uid(s, u, 1);
 	for (uint32_t u = 2; u <= 2000; u += 2)
 		add_uid(s, u, 1);
-	ms_state_compact(s, 1, &(struct ms_err){ 0 });
+	ms_state_compact(s, 1, &(struct ms_err){0});
 	ms_state_close(s);
 	snap = slurp(dir, "INBOX.state", &len);
 	T_OK(snap && strstr(snap, "\nu 1-2000,4294967294-4294967295\n"),
@@ -549,8 +555,8 @@ static void test_random_ops(void)
 static void test_unordered_adds(void)
 {
 	struct ms_account a = mk_acct(MS_PROTO_IMAP);
-	static const uint32_t uids[] = { 50, 10, 11, 9, 50, 30, 12, 100, 31,
-					 1, 99, 13, 29, 8 };
+	static const uint32_t uids[] = {50,  10, 11, 9,	 50, 30, 12,
+					100, 31, 1,  99, 13, 29, 8};
 	char *dir = fresh(), *snap;
 	struct ms_state *s;
 	struct ms_err e;
@@ -587,7 +593,7 @@ static void test_pop3(void)
 {
 	struct ms_account a = mk_acct(MS_PROTO_POP3);
 	char *dir = fresh(), uidl[MS_UIDL_MAX + 1];
-	uint64_t size = 0, sum[2] = { 0, 0 };
+	uint64_t size = 0, sum[2] = {0, 0};
 	struct ms_state *s;
 	time_t first = 0;
 	struct ms_err e;
@@ -601,8 +607,7 @@ static void test_pop3(void)
 		 "UIDL with a space refused");
 	memset(&m, 0, sizeof m);
 	memset(m.uidl, 'a', sizeof m.uidl); /* 71 bytes, no NUL */
-	T_EQ_INT(ms_state_add(s, &m, 1, &e), MS_EPROTO,
-		 "71-byte UIDL refused");
+	T_EQ_INT(ms_state_add(s, &m, 1, &e), MS_EPROTO, "71-byte UIDL refused");
 	for (int i = 0; i < 5000; i++) {
 		snprintf(uidl, sizeof uidl, "u%05d", i);
 		ok &= add_uidl(s, uidl, (uint64_t)i, 3000 + i) == 0;
@@ -617,11 +622,14 @@ static void test_pop3(void)
 	T_EQ_INT(ms_state_status(s), MS_STATE_OK, "pop3 reopen OK");
 	T_EQ_INT(ms_state_count(s), 5002, "pop3 count");
 	T_OK(ms_state_has_uidl(s, "abc", &size, &first) && size == 124 &&
-	     first == 1000, "re-added UIDL: new size, first_seen kept");
+		 first == 1000,
+	     "re-added UIDL: new size, first_seen kept");
 	T_OK(ms_state_has_uidl(s, "u04999", &size, &first) && size == 4999 &&
-	     first == 7999, "has_uidl fills size and first_seen");
+		 first == 7999,
+	     "has_uidl fills size and first_seen");
 	T_OK(!ms_state_has_uidl(s, "u05000", NULL, NULL) &&
-	     ms_state_has_uidl(s, "!~x", NULL, NULL), "has_uidl");
+		 ms_state_has_uidl(s, "!~x", NULL, NULL),
+	     "has_uidl");
 	T_OK(!ms_state_has_uid(s, 1), "has_uid on POP3: 0");
 	memset(&m, 0, sizeof m);
 	ok = 1;
@@ -749,7 +757,8 @@ static void test_write_failure(void)
 	setrlimit(RLIMIT_FSIZE, &old);
 	T_EQ_INT(rc, MS_EIO, "journal write fails: MS_EIO");
 	T_OK(strstr(e.msg, "account acct folder INBOX") != NULL &&
-	     strstr(e.msg, "INBOX.journal") != NULL, "... message names "
+		 strstr(e.msg, "INBOX.journal") != NULL,
+	     "... message names "
 	     "account, folder and file");
 	j = slurp(dir, "INBOX.journal", &len);
 	T_OK(j && len == 100 && j[99] != '\n', "... leaving a torn journal");
@@ -762,7 +771,7 @@ static void test_write_failure(void)
 	ms_state_close(s);
 	s = open_st(dir, &a, "INBOX", 1);
 	T_OK(ms_state_count(s) == 10 + 1 + 190 + 1 &&
-	     ms_state_has_uid(s, 398) && ms_state_has_uid(s, 500),
+		 ms_state_has_uid(s, 398) && ms_state_has_uid(s, 500),
 	     "... with every record");
 	ms_state_close(s);
 }
@@ -786,12 +795,12 @@ static void test_long_name(void)
 	T_EQ_INT(ms_state_open(&s, dir, &a, name, 0, &e), 0,
 		 "4000-byte folder name");
 	add_uid(s, 1, 0);
-	T_OK(ms_state_sync(s, &e) == 0 &&
-	     ms_state_compact(s, 1, &e) == 0, "... state written");
+	T_OK(ms_state_sync(s, &e) == 0 && ms_state_compact(s, 1, &e) == 0,
+	     "... state written");
 	ms_state_close(s);
 	s = open_st(dir, &a, name, 1);
-	T_OK(s && ms_state_status(s) == MS_STATE_OK &&
-	     ms_state_count(s) == 1, "... and read back");
+	T_OK(s && ms_state_status(s) == MS_STATE_OK && ms_state_count(s) == 1,
+	     "... and read back");
 	ms_state_close(s);
 	free(name);
 }
@@ -849,7 +858,8 @@ static void test_dry_run(void)
 	ms_state_close(s);
 	after = slurp(dir, "INBOX.state", &al);
 	T_OK(before && after && bl == al && !memcmp(before, after, bl) &&
-	     !exists(dir, "INBOX.journal"), "dry-run: files untouched");
+		 !exists(dir, "INBOX.journal"),
+	     "dry-run: files untouched");
 	free(before);
 	free(after);
 }
@@ -866,8 +876,9 @@ static int folder_cb(void *ctx, const char *folder, const struct ms_state *s)
 
 	if (sn->n < 4) {
 		snprintf(sn->names[sn->n], sizeof sn->names[0], "%s", folder);
-		sn->counts[sn->n++] = ms_state_count(s) +
-			(ms_state_status(s) == MS_STATE_BAD ? 1000 : 0);
+		sn->counts[sn->n++] =
+		    ms_state_count(s) +
+		    (ms_state_status(s) == MS_STATE_BAD ? 1000 : 0);
 	}
 	return 0;
 }
@@ -908,12 +919,12 @@ static int parse_status(const char *body, const char *jnl)
 
 	snprintf(buf, sizeof buf, "%s", body);
 	if (strstr(body, "\ncount ")) {
-		unsigned long long c = strtoull(strstr(body, "\ncount ") + 7,
-						NULL, 10);
+		unsigned long long c =
+		    strtoull(strstr(body, "\ncount ") + 7, NULL, 10);
 
 		snprintf(buf + strlen(buf), sizeof buf - strlen(buf),
-			 "end %llu %016" PRIx64 "\n", c, fnv(body,
-							     strlen(body)));
+			 "end %llu %016" PRIx64 "\n", c,
+			 fnv(body, strlen(body)));
 	}
 	if (ms_state_parse_mem(&s, strstr(body, "proto pop3") ? NULL : &a,
 			       "INBOX", buf, strlen(buf), jnl,
@@ -924,45 +935,45 @@ static int parse_status(const char *body, const char *jnl)
 	return st;
 }
 
-#define HDR(proto, count) "mailsync-state 1\nproto " proto "\naccount acct\n" \
-	"host imap.example.org\nuser me@example.org\nfolder INBOX\n"        \
+#define HDR(proto, count)                                                      \
+	"mailsync-state 1\nproto " proto "\naccount acct\n"                    \
+	"host imap.example.org\nuser me@example.org\nfolder INBOX\n"           \
 	"uidvalidity 7\nuidnext 0\nmodseq 0\nlastrun 0\ncount " count "\n"
 
 static const struct {
 	const char *body, *name;
 	int want;
 } parse_cases[] = {
-	{ HDR("imap", "3") "u 1-3\n", "well-formed", MS_STATE_OK },
-	{ HDR("imap", "0"), "no records", MS_STATE_OK },
-	{ HDR("imap", "4") "u 1-3\n", "count mismatch", MS_STATE_BAD },
-	{ HDR("imap", "3") "u 3-1\n", "reversed range", MS_STATE_BAD },
-	{ HDR("imap", "2") "u 0-1\n", "UID 0", MS_STATE_BAD },
-	{ HDR("imap", "1") "u 4294967296\n", "UID overflow", MS_STATE_BAD },
-	{ HDR("imap", "1") "u 4294967295\n", "UID max", MS_STATE_OK },
-	{ HDR("imap", "3") "u 5,1-2\n", "ranges out of order", MS_STATE_BAD },
-	{ HDR("imap", "3") "u 1-2,2\n", "overlapping ranges", MS_STATE_BAD },
-	{ HDR("imap", "3") "u 1-2\nu 3\n", "adjacent ranges on two lines",
-	  MS_STATE_OK },
-	{ HDR("imap", "3") "u 1-2,\n", "trailing comma", MS_STATE_BAD },
-	{ HDR("imap", "3") "u  1-3\n", "double space", MS_STATE_BAD },
-	{ HDR("imap", "3") "u 1-3\nz\n", "unknown record", MS_STATE_BAD },
-	{ HDR("imap", "1") "p a 1 1\n", "UIDL in an IMAP state",
-	  MS_STATE_BAD },
-	{ HDR("pop3", "2") "p a 1 1\np b 2 2\n", "pop3 records", MS_STATE_OK },
-	{ HDR("pop3", "2") "p a 1 1\np a 2 2\n", "duplicate UIDL",
-	  MS_STATE_BAD },
-	{ HDR("pop3", "1") "p a 1\n", "UIDL record short", MS_STATE_BAD },
-	{ HDR("pop3", "1") "p a 1 9223372036854775808\n", "first_seen "
-	  "overflow", MS_STATE_BAD },
-	{ HDR("pop3", "1") "p a 18446744073709551616 1\n", "size overflow",
-	  MS_STATE_BAD },
-	{ HDR("pop3", "1") "u 1\n", "UID in a POP3 state", MS_STATE_BAD },
-	{ "mailsync-state 2\n", "unknown version", MS_STATE_BAD },
-	{ "mailsync-state 1\nproto imap\n", "header cut", MS_STATE_BAD },
-	{ "mailsync-state 1\nproto imap\naccount acct\nuser x\n",
-	  "header out of order", MS_STATE_BAD },
-	{ HDR("imap", "01") "u 1\n", "count with a leading zero",
-	  MS_STATE_BAD },
+    {HDR("imap", "3") "u 1-3\n", "well-formed", MS_STATE_OK},
+    {HDR("imap", "0"), "no records", MS_STATE_OK},
+    {HDR("imap", "4") "u 1-3\n", "count mismatch", MS_STATE_BAD},
+    {HDR("imap", "3") "u 3-1\n", "reversed range", MS_STATE_BAD},
+    {HDR("imap", "2") "u 0-1\n", "UID 0", MS_STATE_BAD},
+    {HDR("imap", "1") "u 4294967296\n", "UID overflow", MS_STATE_BAD},
+    {HDR("imap", "1") "u 4294967295\n", "UID max", MS_STATE_OK},
+    {HDR("imap", "3") "u 5,1-2\n", "ranges out of order", MS_STATE_BAD},
+    {HDR("imap", "3") "u 1-2,2\n", "overlapping ranges", MS_STATE_BAD},
+    {HDR("imap", "3") "u 1-2\nu 3\n", "adjacent ranges on two lines",
+     MS_STATE_OK},
+    {HDR("imap", "3") "u 1-2,\n", "trailing comma", MS_STATE_BAD},
+    {HDR("imap", "3") "u  1-3\n", "double space", MS_STATE_BAD},
+    {HDR("imap", "3") "u 1-3\nz\n", "unknown record", MS_STATE_BAD},
+    {HDR("imap", "1") "p a 1 1\n", "UIDL in an IMAP state", MS_STATE_BAD},
+    {HDR("pop3", "2") "p a 1 1\np b 2 2\n", "pop3 records", MS_STATE_OK},
+    {HDR("pop3", "2") "p a 1 1\np a 2 2\n", "duplicate UIDL", MS_STATE_BAD},
+    {HDR("pop3", "1") "p a 1\n", "UIDL record short", MS_STATE_BAD},
+    {HDR("pop3", "1") "p a 1 9223372036854775808\n",
+     "first_seen "
+     "overflow",
+     MS_STATE_BAD},
+    {HDR("pop3", "1") "p a 18446744073709551616 1\n", "size overflow",
+     MS_STATE_BAD},
+    {HDR("pop3", "1") "u 1\n", "UID in a POP3 state", MS_STATE_BAD},
+    {"mailsync-state 2\n", "unknown version", MS_STATE_BAD},
+    {"mailsync-state 1\nproto imap\n", "header cut", MS_STATE_BAD},
+    {"mailsync-state 1\nproto imap\naccount acct\nuser x\n",
+     "header out of order", MS_STATE_BAD},
+    {HDR("imap", "01") "u 1\n", "count with a leading zero", MS_STATE_BAD},
 };
 
 static void test_parse_table(void)
@@ -970,8 +981,7 @@ static void test_parse_table(void)
 	static const char jh[] = "mailsync-journal 1 0000000000000000\n";
 	char big[20000];
 
-	for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0];
-	     i++)
+	for (size_t i = 0; i < sizeof parse_cases / sizeof parse_cases[0]; i++)
 		T_EQ_INT(parse_status(parse_cases[i].body, NULL),
 			 parse_cases[i].want, parse_cases[i].name);
 	/* the journal id is checked against the account: all-zero fails */
