@@ -193,8 +193,11 @@ static int check_identity(struct ms_folder_run *fr, struct ms_err *e)
 	if (fr->state_status != MS_STATE_OK)
 		return ms_sync_rebuild(fr, e);
 	if (fr->fs.uidvalidity == 0) {
-		ms_log(MS_LOG_WARN, "%s: %s: server gives no UIDVALIDITY; "
-		       "nothing will be deleted", acct, fr->local);
+		/* without it a UID names nothing for sure: fetch, but a
+		 * deleting policy must not act (reported at the end) */
+		if (fr->ar->a->policy == MS_POLICY_KEEP)
+			ms_log(MS_LOG_WARN, "%s: %s: server gives no "
+			       "UIDVALIDITY", acct, fr->local);
 		fr->no_delete = 1;
 	}
 	if (old && old != fr->fs.uidvalidity) {
@@ -230,7 +233,11 @@ int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e)
 	fr->would_delete = fr->ar->o->dry_run ? p.ndel : 0;
 	if ((rc = ms_sync_imap_mirror(fr, &p.server, e)) < 0)
 		goto out;
-	rc = ms_sync_folder_finish(fr, e);
+	if ((rc = ms_sync_folder_finish(fr, e)) < 0)
+		goto out;
+	if (fr->fs.uidvalidity == 0 && a->policy != MS_POLICY_KEEP)
+		rc = ms_err_set(e, MS_EPROTO, "server gives no UIDVALIDITY: "
+				"messages fetched, but refusing to delete");
 out:
 	ms_uidset_free(&p.server);
 	free(p.newv);
