@@ -94,10 +94,54 @@ static void out_line(int fd, const char *fmt, ...)
 		;
 }
 
+/* A progress line is on the terminal (stderr is a TTY, one account at a
+ * time): log lines and the end of the account erase it first. */
+static int progress_shown;
+static struct timespec progress_last, progress_start;
+
+static void progress_clear(void)
+{
+	if (progress_shown)
+		(void)!write(2, "\r\033[K", 4);
+	progress_shown = 0;
+}
+
+static double elapsed(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	       (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void progress_cb(void *ctx, const struct ms_progress *p)
+{
+	struct timespec now;
+	double secs;
+	char line[512];
+	int n;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (p->done == 1)
+		progress_start = now;
+	if (p->done != p->total && elapsed(&progress_last, &now) < 0.2)
+		return;
+	progress_last = now;
+	secs = elapsed(&progress_start, &now);
+	n = snprintf(line, sizeof line, "\r%s: %s: %lu/%lu messages, %.1f MB, "
+		     "%.1f MB/s\033[K", p->account, p->folder, p->done,
+		     p->total, (double)p->bytes / 1e6,
+		     secs > 0 ? (double)p->bytes / 1e6 / secs : 0.0);
+	if (n > 0)
+		(void)!write(2, line, (size_t)n < sizeof line ? (size_t)n
+							 : sizeof line - 1);
+	progress_shown = 1;
+}
+
 static void log_sink(int level, const char *line, void *ctx)
 {
 	(void)level;
 	(void)ctx;
+	progress_clear();
 	out_line(2, "mailsync: %s", line);
 }
 
@@ -284,7 +328,10 @@ static int sync_one(const struct ms_config *c, const struct ms_account *a,
 	memset(&st, 0, sizeof st);
 	ms_err_clear(&e);
 	ro.progress = !o->quiet && !in_child && isatty(2);
+	if (ro.progress)
+		ro.progress_cb = progress_cb;
 	rc = ms_sync_account(c, a, &ro, &st, &e);
+	progress_clear();
 	if (rc)
 		out_line(2, "mailsync: %s: %s", a->name,
 			 e.msg[0] ? e.msg : "failed");
