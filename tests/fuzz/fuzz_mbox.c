@@ -8,7 +8,7 @@
  * come back, byte-identical.  The envelope sender must be non-empty and
  * only 0x21-0x7E without angle brackets.
  * Build: clang -fsanitize=fuzzer,address,undefined -Icore ... ; for a
- * plain replay of files (no libFuzzer) add -DMS_FUZZ_STANDALONE.
+ * plain replay of files (no libFuzzer) link tests/fuzz/standalone.c.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -108,22 +108,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(back);
 	return 0;
 }
-
-#ifdef MS_FUZZ_STANDALONE
-int main(int argc, char **argv)
-{
-	static uint8_t buf[65536];
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-
-		if (!f)
-			continue;
-		n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
-}
-#endif

@@ -7,7 +7,7 @@
  * ".." path component, no leading '/', no NUL or control byte, a state
  * file name without '/', and encode(decode(x)) == x.
  * Build: clang -fsanitize=fuzzer,address,undefined -Icore ... ; for a
- * plain replay of files (no libFuzzer) add -DMS_FUZZ_STANDALONE.
+ * plain replay of files (no libFuzzer) link tests/fuzz/standalone.c.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -95,21 +95,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(raw);
 	return 0;
 }
-
-#ifdef MS_FUZZ_STANDALONE
-int main(int argc, char **argv)
-{
-	static uint8_t buf[8193];
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-		if (!f)
-			continue;
-		n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
-}
-#endif

@@ -7,7 +7,7 @@
  * whatever the split; every line also goes through the STAT/UIDL/LIST
  * parsers, and an accepted UIDL must be 1-70 bytes of 0x21-0x7E.
  * Build: clang -fsanitize=fuzzer,address,undefined -Icore ... ; for a
- * plain replay of files (no libFuzzer) add -DMS_FUZZ_STANDALONE.
+ * plain replay of files (no libFuzzer) link tests/fuzz/standalone.c.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -114,22 +114,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(o);
 	return 0;
 }
-
-#ifdef MS_FUZZ_STANDALONE
-int main(int argc, char **argv)
-{
-	static uint8_t buf[65536];
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-
-		if (!f)
-			continue;
-		n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
-}
-#endif

@@ -12,7 +12,7 @@
  * state written out and parsed again is OK with the same records, and an
  * IMAP snapshot written twice is byte-identical.
  * Build: clang -fsanitize=fuzzer,address,undefined -Icore ...; for a
- * plain replay of files (no libFuzzer) add -DMS_FUZZ_STANDALONE.
+ * plain replay of files (no libFuzzer) add tests/fuzz/standalone.c.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -183,33 +183,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(fixed);
 	return 0;
 }
-
-#ifdef MS_FUZZ_STANDALONE
-#include "log.h"
-
-static void sink(int level, const char *line, void *ctx)
-{
-	(void)level;
-	(void)ctx;
-	fprintf(stderr, "%s\n", line);
-}
-
-int main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 20];
-
-	if (getenv("MS_FUZZ_VERBOSE"))
-		ms_log_setup(sink, NULL, MS_LOG_DEBUG);
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-
-		if (!f)
-			continue;
-		n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
-}
-#endif
