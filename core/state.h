@@ -54,10 +54,10 @@ void ms_state_set_header(struct ms_state *s, uint32_t uidvalidity,
 /* Forget every record (UIDVALIDITY changed); header gets uidvalidity. */
 void ms_state_reset(struct ms_state *s, uint32_t uidvalidity);
 
-/* Lookups.  IMAP by uid; POP3 by uidl (size must match when given). */
+/* Lookups.  IMAP by uid; POP3 by uidl. */
 int ms_state_has_uid(const struct ms_state *s, uint32_t uid);
-/* POP3: 1 if known; *first_seen when stored; *deleted when a DELE was
- * committed for it. */
+/* POP3: 1 if known; fills *size (the LIST size recorded) and
+ * *first_seen (when mailsync stored it) when non-NULL. */
 int ms_state_has_uidl(const struct ms_state *s, const char *uidl,
 		      uint64_t *size, time_t *first_seen);
 
