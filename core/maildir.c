@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -84,6 +85,33 @@ struct ms_store_msg {
 
 /* ---- store ---- */
 
+/* Copies moved to the quarantine by mirror = full are kept for
+ * removed_keep_days, counted from the move (the rename sets ctime; mtime
+ * is the message's INTERNALDATE).  FTW_PHYS: links are never followed. */
+static time_t purge_cutoff;
+
+static int purge_one(const char *path, const struct stat *st, int type,
+		     struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_F && S_ISREG(st->st_mode) &&
+	    st->st_ctime < purge_cutoff && unlink(path) == 0)
+		ms_log(MS_LOG_DEBUG, "quarantine: removed %s", path);
+	return 0;
+}
+
+static void purge_quarantine(const struct ms_account *a)
+{
+	char q[PATH_MAX];
+
+	if (a->mirror != MS_MIRROR_FULL ||
+	    snprintf(q, sizeof q, "%s/%s", a->store_path, QUARANTINE) >=
+		    (int)sizeof q)
+		return;
+	purge_cutoff = time(NULL) - (time_t)a->removed_keep_days * 86400;
+	nftw(q, purge_one, 16, FTW_PHYS | FTW_MOUNT);
+}
+
 static int md_open(struct ms_store **out, const struct ms_account *a,
 		   int dry_run, struct ms_err *e)
 {
@@ -107,6 +135,8 @@ static int md_open(struct ms_store **out, const struct ms_account *a,
 		free(s);
 		return rc;
 	}
+	if (!dry_run)
+		purge_quarantine(a);
 	*out = s;
 	return 0;
 }

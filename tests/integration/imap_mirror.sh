@@ -47,6 +47,15 @@ assert_eq "$(md_count "$M/INBOX")" 9 "expunged message gone from the folder"
 assert_eq "$(md_file "$M/INBOX" 5 || echo none)" none "UID 5 no longer in INBOX"
 assert_eq "$(find "$M/.mailsync-removed" -type f -name '*,U=5,*' | wc -l)" 1 "UID 5 kept in the quarantine"
 
+# --- the quarantine is emptied after removed_keep_days ---
+run_ms -c "$T/ms.ini"
+assert_eq "$(find "$M/.mailsync-removed" -type f | wc -l)" 1 "quarantine kept within removed_keep_days"
+ms_write_config "$T/ms.ini" mir imaps "maildir:$M" mirror=full removed_keep_days=0
+sleep 1.1
+run_ms -c "$T/ms.ini"
+assert_eq "$RC$ERR" 0 "purging run exits 0 silently"
+assert_eq "$(find "$M/.mailsync-removed" -type f | wc -l)" 0 "removed_keep_days = 0: quarantine purged"
+
 # --- a mass vanishing (5 of 9 > 20 %) is refused ---
 for u in 6 7 8 9 10; do dv_doveadm expunge -u $U mailbox INBOX uid $u; done
 run_ms -c "$T/ms.ini"
