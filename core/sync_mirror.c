@@ -165,7 +165,10 @@ static int rm_local_cb(void *ctx, const struct ms_msg *m, const char *ref,
 		rc->kept++; /* relabelled by an earlier, interrupted run */
 		return ms_state_add(rc->fr->state, m, rc->fr->ar->now, e);
 	}
-	if (m->uidvalidity != rc->old || !m->uid || !m->size)
+	/* a copy whose size and date the store does not know cannot be
+	 * matched safely (an empty message has size 0 but a date) */
+	if (m->uidvalidity != rc->old || !m->uid ||
+	    (!m->size && !m->internaldate))
 		return 0;
 	if (!(it.ref = strdup(ref)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");

@@ -21,7 +21,8 @@ crlf_msg "$T/d1" "Subject: dev 1" "Message-ID: <d1@x>" "" "body"
 crlf_msg "$T/d2" "Subject: dev 2" "Message-ID: <d2@x>" "" "body 2"
 crlf_msg "$T/e1" "Subject: draft" "Message-ID: <e1@x>" "" "Entwurf"
 crlf_msg "$T/j1" "Subject: spam" "Message-ID: <j1@x>" "" "junk"
-dv_seed $U INBOX "$T/m1" "$T/m2" "$T/m3" "$T/m4" "$T/m5"
+: >"$T/m0" # an empty message
+dv_seed $U INBOX "$T/m1" "$T/m2" "$T/m3" "$T/m4" "$T/m5" "$T/m0"
 dv_seed $U "Lists/dev" "$T/d1" "$T/d2"
 dv_seed $U "Entwürfe" "$T/e1"
 dv_seed $U Junk "$T/j1"
@@ -39,10 +40,10 @@ dv_rawlog_clear $U
 run_ms -c "$CFG"
 assert_eq "$RC" 0 "first run exits 0"
 assert_eq "$ERR$OUT" "" "first run prints nothing"
-assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "5 0" "INBOX: 5 messages byte-identical"
+assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "6 0" "INBOX: 6 messages byte-identical (incl. empty, 20 MB)"
 assert_eq "$(verify_maildir $U Lists/dev "$M/Lists/dev")" "2 0" "Lists/dev nested: 2 byte-identical"
 assert_eq "$(verify_maildir $U Entwürfe "$M/Entwürfe")" "1 0" "non-ASCII folder as UTF-8 directory"
-assert_eq "$(md_count "$M/INBOX")" 5 "INBOX: exactly 5 local files"
+assert_eq "$(md_count "$M/INBOX")" 6 "INBOX: exactly 6 local files"
 assert_eq "$([ -e "$M/Junk" ] && echo yes || echo no)" no "excluded folder Junk not created"
 assert_match "$(md_file "$M/INBOX" 1)" '/cur/[^/]*,U=1,V=[0-9]+:2,S$' "seen message in cur/ with :2,S"
 assert_match "$(md_file "$M/INBOX" 2)" '/cur/[^/]*:2,FS$' "seen+flagged: :2,FS"
@@ -62,7 +63,7 @@ assert_eq "$ERR$OUT" "" "second run prints nothing"
 cmds=$(dv_commands $U)
 assert_eq "$(grep -c 'BODY.PEEK' <<<"$cmds")" 0 "second run transfers no message"
 assert_eq "$(grep -Eic ' (UID )?(STORE|EXPUNGE)' <<<"$cmds")" 0 "second run sends no STORE/EXPUNGE"
-assert_eq "$(md_count "$M/INBOX")" 5 "second run adds no file"
+assert_eq "$(md_count "$M/INBOX")" 6 "second run adds no file"
 
 # --- run 3: one new message ---
 crlf_msg "$T/m6" "Subject: new" "Message-ID: <m6@x>" "" "fresh"
@@ -70,8 +71,8 @@ dv_seed $U INBOX "$T/m6"
 dv_rawlog_clear $U
 run_ms -c "$CFG"
 assert_eq "$RC" 0 "incremental run exits 0"
-assert_eq "$(md_count "$M/INBOX")" 6 "incremental run adds exactly one file"
-assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "6 0" "INBOX: 6 byte-identical after increment"
+assert_eq "$(md_count "$M/INBOX")" 7 "incremental run adds exactly one file"
+assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "7 0" "INBOX: 7 byte-identical after increment"
 assert_eq "$(dv_commands $U | grep -c 'BODY.PEEK')" 1 "incremental run: one FETCH command with bodies"
 
 # --- lost state: rebuilt from the Maildir names, nothing downloaded ---
@@ -80,8 +81,8 @@ dv_rawlog_clear $U
 run_ms -c "$CFG"
 assert_eq "$RC" 0 "run without state exits 0"
 assert_eq "$(dv_commands $U | grep -c 'BODY.PEEK')" 0 "lost state: nothing downloaded again"
-assert_eq "$(md_count "$M/INBOX")" 6 "lost state: no duplicate"
-assert_match "$ERR" 'work: INBOX: state was missing; rebuilt from the store: 6 messages' "lost state: one line per folder says so"
+assert_eq "$(md_count "$M/INBOX")" 7 "lost state: no duplicate"
+assert_match "$ERR" 'work: INBOX: state was missing; rebuilt from the store: 7 messages' "lost state: one line per folder says so"
 
 # --- lock held by another process: exit 75 naming the pid, nothing touched ---
 flock "$T/state/work/lock" sleep 20 &
@@ -99,18 +100,26 @@ mkdir -p "$T/dry"; ms_write_config "$T/dry/dry.ini" work imaps "maildir:$T/Dry" 
 run_ms -c "$T/dry/dry.ini" -n
 assert_eq "$RC" 0 "dry run exits 0"
 assert_eq "$([ -e "$T/Dry" ] && echo yes || echo no)" no "dry run creates no store"
-assert_match "$ERR" 'work: INBOX: would fetch 6 ' "dry run reports what it would fetch"
+assert_match "$ERR" 'work: INBOX: would fetch 7 ' "dry run reports what it would fetch"
 
 # --- UIDVALIDITY change: no duplicate, no deletion ---
 dv_doveadm mailbox update -u $U --uid-validity 424242 INBOX
 run_ms -c "$CFG"
 assert_eq "$RC" 0 "UIDVALIDITY change: exits 0"
-assert_eq "$(md_count "$M/INBOX")" 6 "UIDVALIDITY change: no duplicate"
-assert_match "$ERR" 'INBOX: UIDVALIDITY changed .* 6 re-matched, 0 new' "UIDVALIDITY change reported"
+assert_eq "$(md_count "$M/INBOX")" 7 "UIDVALIDITY change: no duplicate"
+assert_match "$ERR" 'INBOX: UIDVALIDITY changed .* 7 re-matched, 0 new' "UIDVALIDITY change reported"
 run_ms -c "$CFG"
 assert_eq "$RC$ERR" 0 "after the change the next run is clean"
-assert_eq "$(md_count "$M/INBOX")" 6 "still no duplicate"
-assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "6 0" "re-matched files byte-identical"
-assert_eq "$(ls "$M"/INBOX/new "$M"/INBOX/cur | grep -c ",V=424242")" 6 "re-matched files carry the new UIDVALIDITY"
+assert_eq "$(md_count "$M/INBOX")" 7 "still no duplicate"
+assert_eq "$(verify_maildir $U INBOX "$M/INBOX")" "7 0" "re-matched files byte-identical"
+assert_eq "$(ls "$M"/INBOX/new "$M"/INBOX/cur | grep -c ",V=424242")" 7 "re-matched files carry the new UIDVALIDITY"
+
+# --- layout = maildir++: INBOX at the root, .Lists.dev ---
+mkdir -p "$T/pp"; ms_write_config "$T/pp/pp.ini" pp imaps "maildir:$T/PP" layout=maildir++ 'folders=* !Junk'
+run_ms -c "$T/pp/pp.ini"
+assert_eq "$RC$ERR" 0 "maildir++ run exits 0 silently"
+assert_eq "$(md_count "$T/PP")" 7 "maildir++: INBOX is the root"
+assert_eq "$(verify_maildir $U Lists/dev "$T/PP/.Lists.dev")" "2 0" "maildir++: Lists/dev in .Lists.dev"
+assert_eq "$(md_count "$T/PP/.Entwürfe")" 1 "maildir++: non-ASCII folder"
 
 t_done
