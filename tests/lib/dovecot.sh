@@ -115,6 +115,15 @@ sys.exit(1)
 EOF
 }
 
+dv_wait_file() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 dv_make_cert() {
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
 		-nodes -days 3650 -subj /CN=localhost \
@@ -238,6 +247,7 @@ dovecot_start() {
 		dv_write_conf
 		if /usr/sbin/dovecot -c "$DV_DIR/dovecot.conf" \
 			>>"$DV_DIR/start.log" 2>&1 &&
+			dv_wait_file "$DV_DIR/run/master.pid" &&
 			dv_wait_port "$DV_IMAPS_PORT" &&
 			dv_wait_port "$DV_IMAP_PORT" &&
 			dv_wait_port "$DV_POP3S_PORT" &&
@@ -251,10 +261,14 @@ dovecot_start() {
 	return 1
 }
 
+# The master is found by its pid file, or (if we were interrupted before
+# it wrote one) by its command line, which names our private config.
 dovecot_stop() {
 	local pidf="$DV_DIR/run/master.pid" pid i
-	[ -n "${DV_DIR:-}" ] && [ -f "$pidf" ] || return 0
-	pid=$(cat "$pidf")
+	[ -n "${DV_DIR:-}" ] || return 0
+	pid=$(cat "$pidf" 2>/dev/null)
+	[ -n "$pid" ] ||
+		pid=$(pgrep -xf "/usr/sbin/dovecot -c $DV_DIR/dovecot.conf")
 	if [ -z "$pid" ] || ! kill "$pid" 2>/dev/null; then
 		rm -f "$pidf"
 		return 0
