@@ -114,7 +114,8 @@ static int fetch_new(struct imap_plan *p, struct ms_err *e)
 	int need_meta = fr->ar->a->max_message_size || fr->ar->o->dry_run;
 	int rc = 0;
 
-	qsort(p->newv, p->nnew, sizeof *p->newv, cmp_u32);
+	if (p->nnew) /* newv is NULL when nothing is new */
+		qsort(p->newv, p->nnew, sizeof *p->newv, cmp_u32);
 	fr->total = p->nnew;
 	if (!(p->v = calloc(BATCH, sizeof *p->v)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
