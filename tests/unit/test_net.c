@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -154,6 +155,40 @@ static void test_no_user(void)
 	a.user = "u";
 	o.secret = NULL;
 	T_EQ_INT(ms_net_connect(&n, &o, &e), MS_ECONFIG, "no secret: ECONFIG");
+}
+
+/* A peer that accepts TCP but never speaks (stalled TLS handshake or
+ * greeting): the connect timeout covers the whole login phase. */
+static void test_stall(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof sa;
+	struct ms_account a;
+	struct ms_net_opts o = { .acct = &a, .secret = "x" };
+	struct ms_net *n = NULL;
+	struct ms_err e;
+	struct timespec t0, t1;
+	int ls = socket(AF_INET, SOCK_STREAM, 0), k;
+	double secs;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(ls, (struct sockaddr *)&sa, sizeof sa);
+	listen(ls, 4);
+	getsockname(ls, (struct sockaddr *)&sa, &sl);
+	for (k = 0; k < 2; k++) {
+		account(&a, k ? "imap" : "imaps", ntohs(sa.sin_port));
+		a.user = "u";
+		a.timeout = 1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		T_EQ_INT(ms_net_connect(&n, &o, &e), MS_ETEMP,
+			 k ? "stalled greeting: ETEMP" : "stalled TLS: ETEMP");
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		secs = (double)(t1.tv_sec - t0.tv_sec) +
+		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		T_OK(secs >= 0.9 && secs < 3, "stall: gives up after 1 s");
+		printf("#   %s\n", e.msg);
+	}
+	close(ls);
 }
 
 static void test_closed_port(void)
@@ -436,6 +471,7 @@ int main(void)
 	test_fd_basic();
 	test_fd_bulk();
 	test_no_user();
+	test_stall();
 	test_closed_port();
 	test_no_starttls(0);
 	test_no_starttls(1);
