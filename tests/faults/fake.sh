@@ -196,3 +196,14 @@ fk_want_hashes() {
 			sha256sum | cut -d' ' -f1
 	done | sort
 }
+
+# fake_wait_close CONN: wait (up to 30 s) until connection CONN has ended
+# on the server side, so that state.json includes its effects
+fake_wait_close() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		awk -F '\t' -v c="$1" '$2 == c && $3 == "*" && $4 == "close" { f = 1 } END { exit !f }' "$FK_DIR/log" && return 0
+		sleep 0.1
+	done
+	return 1
+}

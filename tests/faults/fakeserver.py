@@ -161,20 +161,22 @@ class Server:
     def marker(self, conn, cmdline):
         mk = self.sc.get("faults", {}).get("marker")
         if not mk:
-            return
+            return False
         if not cmdline.upper().startswith(mk["cmd"].upper()):
-            return
+            return False
         if mk.get("conn") not in (None, conn):
-            return
+            return False
         with self.lock:
             if mk["file"] in self.markers_done:
-                return
+                return False
             self.markers_done.add(mk["file"])
         with open(mk["file"], "w") as o:
             o.write("%s\n" % cmdline)
         self.log(conn, "*", "marker " + cmdline)
         # give the harness time to kill the client before we answer
         time.sleep(float(mk.get("delay", 5)))
+        # "stop": this command takes effect, later ones are never read
+        return bool(mk.get("stop"))
 
     # ---- main loop ----
     def run(self):
@@ -466,7 +468,9 @@ class Imap(Conn):
             else:
                 args = cmd[1:]
             self.log_cmd(tag, name, raw)
-            self.srv.marker(self.conn, esc(raw[len(toks[0]) + 1:]))
+            stop = self.srv.marker(self.conn, esc(raw[len(toks[0]) + 1:]))
+            if stop:
+                self.closed = True
             if self.raw_reply(tag, name):
                 continue
             if self.canned(tag, name, args):
@@ -868,7 +872,8 @@ class Pop3(Conn):
                 logl = b" ".join(w[:2]) + b" <redacted>"
             self.srv.log(self.conn, "-", esc(logl))
             full = esc(line)
-            self.srv.marker(self.conn, full)
+            if self.srv.marker(self.conn, full):
+                self.closed = True
             if self.raw_reply(name, full):
                 continue
             rep = self.f("reply", {}) or {}
