@@ -26,14 +26,27 @@
 #   dv_count U F         number of messages in F
 #   dv_uids U F          UIDs in F, space separated, ascending
 #   dv_flags U F         one "UID FLAGS..." line per message
-#   dv_body U F UID      exact raw bytes of the message on stdout
+#   dv_body U F UID      exact bytes an IMAP client gets for BODY[] (stored
+#                        LF -> CRLF, as Dovecot sends it; POP3 RETR also
+#                        adds CRLF when the message has no final newline)
 #   dv_uidvalidity U F   UIDVALIDITY of F
 #   dv_commands U        every IMAP/POP3 command the server received from U
 #                        after login (rawlog, client->server), one per line
 #   dv_rawlog_clear U    forget U's rawlog (call before the step you check)
+#   dv_free_ports N      N free TCP ports on 127.0.0.1, space separated
 #   ms_write_config FILE ACCOUNT PROTO STORE [KEY=VALUE...]
-#                        write a 0600 mailsync config for this server;
-#                        PROTO imaps|imap|pop3s|pop3, STORE maildir:P|mbox:P
+#                        write a 0600 mailsync config for this server
+#                        (state_dir = dirname(FILE)/state, user alice,
+#                        tls_ca_file = DV_CA, policy keep); PROTO
+#                        imaps|imap|pop3s|pop3, STORE maildir:P|mbox:P;
+#                        KEY=VALUE replaces a default (empty VALUE drops
+#                        it) or adds a key; user=bob implies bob's password
+#
+# Users: alice / bob (DV_USER/DV_PASS, DV_USER2/DV_PASS2), mail stored as
+# maildir:~/Maildir:LAYOUT=fs ("Lists/dev" is nested).  Failed logins are
+# not delayed (no auth penalty).  Plaintext LOGIN on the imap/pop3 ports is
+# accepted without STARTTLS because Dovecot treats loopback as secure, even
+# with ssl = required (checked): test "no plaintext" with a fake server.
 #
 # Set DV_EXTRA_CONF (lines of dovecot.conf) before dovecot_start to add or
 # override settings, e.g. DV_EXTRA_CONF='auth_mechanisms = cram-md5'.
