@@ -34,7 +34,7 @@ assert_eq "$RC" 0 "delete run exits 0 (size skips are policy)"
 assert_match "$ERR" 'del: INBOX: UID 2: skipped: [0-9]+ bytes exceed max_message_size' "size skip is reported with the UID"
 assert_eq "$(md_count "$M/INBOX")" 5 "five small messages stored"
 got=$(for f in "$M"/INBOX/new/* "$M"/INBOX/cur/*; do [ -f "$f" ] && sha256sum <"$f"; done | sort)
-assert_eq "$got" "$(sort <<<"$expected")" "stored bytes equal the server's"
+assert_same_set "$got" "$(sort <<<"$expected")" "stored bytes equal the server's"
 assert_eq "$(dv_uids $U INBOX)" "2 5" "server keeps exactly the refused, foreign-\\Deleted messages"
 cmds=$(dv_commands $U)
 assert_match "$cmds" 'UID STORE 1,3:4,6:7 \+FLAGS\.SILENT \(\\Deleted\)' "UID STORE names exactly the stored UIDs"
