@@ -191,16 +191,17 @@ static int check_identity(struct ms_folder_run *fr, struct ms_err *e)
 	const char *acct = fr->ar->a->name;
 	uint32_t old = ms_state_uidvalidity(fr->state);
 
-	if (fr->state_status != MS_STATE_OK)
-		return ms_sync_rebuild(fr, e);
 	if (fr->fs.uidvalidity == 0) {
 		/* without it a UID names nothing for sure: fetch, but a
-		 * deleting policy must not act (reported at the end) */
+		 * deleting policy must not act (reported at the end); also
+		 * on a first run, before the state is rebuilt */
 		if (fr->ar->a->policy == MS_POLICY_KEEP)
 			ms_log(MS_LOG_WARN, "%s: %s: server gives no "
 			       "UIDVALIDITY", acct, fr->local);
 		fr->no_delete = 1;
 	}
+	if (fr->state_status != MS_STATE_OK)
+		return ms_sync_rebuild(fr, e);
 	if (old && old != fr->fs.uidvalidity) {
 		fr->no_delete = 1;
 		return ms_sync_imap_rematch(fr, e);
