@@ -300,11 +300,30 @@ static int is_verify_error(CURLcode rc, const char *msg)
 	}
 }
 
+/* A login refused for now, not for bad credentials: RFC 5530 IMAP codes
+ * and RFC 3206 POP3 codes (too many connections, mailbox in use). */
+static int login_temporary(const char *t)
+{
+	static const char *const tmp[] = { "[LIMIT]", "[UNAVAILABLE]",
+					   "[INUSE]", "[IN-USE]",
+					   "[SYS/TEMP]" };
+
+	for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
+		if (!strncasecmp(t, tmp[i], strlen(tmp[i])))
+			return 1;
+	return 0;
+}
+
 static int map_error(struct ms_net *n, const struct ms_account *a,
 		     CURLcode rc, struct ms_err *e)
 {
 	const char *msg = n->errbuf[0] ? n->errbuf : curl_easy_strerror(rc);
 
+	if (rc == CURLE_LOGIN_DENIED && !n->no_mech && n->last_in[0] &&
+	    login_temporary(server_text(n)))
+		return ms_err_set(e, MS_ETEMP,
+				  "login refused for now for %s at %s: %s",
+				  a->user, n->peer, server_text(n));
 	if (rc == CURLE_LOGIN_DENIED)
 		return ms_err_set(e, MS_EPERM,
 				  "authentication failed for %s at %s: %s",
