@@ -11,6 +11,7 @@
  * parse error marks the connection dead (account scope).
  */
 #include "imap_int.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -169,7 +170,7 @@ int imap_skip(struct ms_source *s, struct imap_resp *r, struct ms_err *e)
 
 static void sanitize_buf(char *dst, size_t cap, const struct ms_buf *b)
 {
-	ms_imap_sanitize(dst, cap, b->s, b->len);
+	ms_text_excerpt(dst, cap, b->s, b->len);
 }
 
 int imap_untagged(struct ms_source *s, struct imap_resp *r,
@@ -211,7 +212,7 @@ int imap_queue(struct ms_source *s, const char *line, unsigned *tag,
 		return rc;
 	if (ms_log_enabled(MS_LOG_DEBUG)) {
 		char tr[600];
-		ms_imap_sanitize(tr, sizeof tr, s->out.s + start,
+		ms_text_excerpt(tr, sizeof tr, s->out.s + start,
 				 s->out.len - start - 2);
 		ms_log(MS_LOG_DEBUG, "C: %s", tr);
 	}

@@ -9,6 +9,7 @@
  * parser never allocates more than max_token bytes.
  */
 #include "imap_parse.h"
+#include "text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -62,27 +63,6 @@ void ms_imap_parse_reset(struct ms_imap_parser *p)
 	p->fresh = 1;
 }
 
-void ms_imap_sanitize(char *dst, size_t cap, const char *src, size_t n)
-{
-	size_t o = 0, i;
-	unsigned char c;
-
-	if (!cap)
-		return;
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)src[i];
-		if (o + 8 > cap) {
-			if (o + 4 <= cap)
-				memcpy(dst + o, "...", 3), o += 3;
-			break;
-		}
-		if (c >= 0x20 && c < 0x7f && c != '\\')
-			dst[o++] = (char)c;
-		else
-			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
-	}
-	dst[o] = '\0';
-}
 
 const char *ms_imap_parse_excerpt(const struct ms_imap_parser *p)
 {
@@ -93,7 +73,7 @@ static int fail(struct ms_imap_parser *p, struct ms_err *e, const char *what)
 {
 	char ex[96];
 
-	ms_imap_sanitize(ex, sizeof ex, p->ex,
+	ms_text_excerpt(ex, sizeof ex, p->ex,
 			 p->ex_len > 60 ? 60 : p->ex_len);
 	return ms_err_set(e, MS_EPROTO, "IMAP protocol error: %s near \"%s\"",
 			  what, ex);

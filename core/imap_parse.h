@@ -104,8 +104,5 @@ int ms_imap_parse_next(struct ms_imap_parser *p, const char *in, size_t len,
  * traces ("S: ...") and error messages.  Always NUL-terminated. */
 const char *ms_imap_parse_excerpt(const struct ms_imap_parser *p);
 
-/* Copy src[0..n) into dst (cap bytes) with control and 8-bit bytes shown
- * as \xNN, truncated with "..." when needed. */
-void ms_imap_sanitize(char *dst, size_t cap, const char *src, size_t n);
 
 #endif

@@ -10,6 +10,7 @@
  * own numbering, which must not be mistaken for a server UID).
  */
 #include "maildir_int.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -185,30 +186,9 @@ int ms_maildir_final(char *out, size_t n, const char *unique, size_t hostpos,
 
 static int parse_num(const char *p, size_t n, uint64_t max, uint64_t *out)
 {
-	uint64_t v = 0;
-
-	if (n == 0 || n > 20)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t dg = (uint64_t)(p[i] - '0');
-		if (p[i] < '0' || p[i] > '9' || v > (max - dg) / 10)
-			return -1;
-		v = v * 10 + dg;
-	}
-	*out = v;
-	return 0;
+	return ms_text_u64(p, n, max, 0, out);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 static int parse_uidl(const char *p, size_t n, char *out)
 {
@@ -217,8 +197,8 @@ static int parse_uidl(const char *p, size_t n, char *out)
 	for (size_t i = 0; i < n; i++) {
 		int c = (unsigned char)p[i];
 		if (c == '%') {
-			int h = i + 2 < n ? hexval(p[i + 1]) : -1;
-			int l = h >= 0 ? hexval(p[i + 2]) : -1;
+			int h = i + 2 < n ? ms_text_hexval(p[i + 1]) : -1;
+			int l = h >= 0 ? ms_text_hexval(p[i + 2]) : -1;
 			if (l < 0)
 				return -1;
 			c = h << 4 | l;

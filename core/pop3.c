@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "text.h"
 #include "log.h"
 #include "pop3_parse.h"
 #include "source.h"
@@ -49,25 +50,10 @@ static const char *acct(const struct ms_source *s)
 	return s->a && s->a->name ? s->a->name : "pop3";
 }
 
-/* Printable excerpt of server bytes for logs and errors. */
+/* Printable excerpt of server bytes for logs and errors (120 chars). */
 static void excerpt(const char *p, size_t n, char *dst, size_t cap)
 {
-	size_t i, o = 0;
-
-	for (i = 0; i < n && o + 8 < cap; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (o >= 120) {
-			memcpy(dst + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c >= 0x20 && c < 0x7f && c != '\\')
-			dst[o++] = (char)c;
-		else
-			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
-	}
-	dst[o] = '\0';
+	ms_text_excerpt(dst, cap < 128 ? cap : 128, p, n);
 }
 
 static int fail(struct ms_source *s, struct ms_err *e, int code,

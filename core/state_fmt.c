@@ -11,6 +11,7 @@
  * reaches all of it.  The formats are documented in DESIGN.md.
  */
 #include "state_int.h"
+#include "text.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -43,34 +44,9 @@ static const char *proto_name(int proto)
 /* Canonical decimal (no sign, no leading zero), at most max. */
 static int num(const char *p, size_t n, uint64_t max, uint64_t *out)
 {
-	uint64_t v = 0;
-	size_t i;
-
-	if (n == 0 || n > 20 || (n > 1 && p[0] == '0'))
-		return -1;
-	for (i = 0; i < n; i++) {
-		unsigned d = (unsigned char)p[i] - '0';
-
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	if (v > max)
-		return -1;
-	*out = v;
-	return 0;
+	return ms_text_u64(p, n, max, 1, out);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 /* Header values: bytes 0x21-0x7E except '%' as they are, others %XX. */
 static int pct_add(struct ms_buf *b, const char *v, struct ms_err *e)
@@ -106,8 +82,8 @@ static int pct_decode(const char *v, size_t n, char **out)
 
 			if (n - i < 3)
 				goto bad;
-			h1 = hexval(v[i + 1]);
-			h2 = hexval(v[i + 2]);
+			h1 = ms_text_hexval(v[i + 1]);
+			h2 = ms_text_hexval(v[i + 2]);
 			if (h1 < 0 || h2 < 0 || (h1 | h2) == 0)
 				goto bad;
 			c = (unsigned char)(h1 * 16 + h2);
@@ -157,7 +133,7 @@ static int hex64(const char *p, size_t n, uint64_t *out)
 	if (n != 16)
 		return -1;
 	for (i = 0; i < n; i++) {
-		int d = hexval(p[i]);
+		int d = ms_text_hexval(p[i]);
 
 		if (d < 0 || (p[i] >= 'A' && p[i] <= 'F'))
 			return -1;
