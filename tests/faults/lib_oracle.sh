@@ -103,16 +103,20 @@ or_idempotent() {
 #   O2 right after the kill, then run once without faults and check that
 #   the result equals the fault-free one (every message exactly once and
 #   byte-identical, server empty).  PROTO imaps|pop3s, KIND maildir|mbox.
-#   Known engine bug: a kill after some renames into new/ but before the
-#   journal record makes the clean run download those messages again (a
-#   duplicate, no loss); such duplicates are printed as "# KNOWN BUG" and
+#   Known engine bug: a kill after some messages are committed to the store
+#   (Maildir rename, mbox append + index) but before the state journal
+#   record makes the clean run store them again (a duplicate, no loss); such duplicates are printed as "# KNOWN BUG" and
 #   counted in ORACLE_DUPS instead of failing, unless CRASH_STRICT=1.
+#   Known engine bug 2: mbox, a kill while the dotlock is held leaves it,
+#   and the next runs exit 75 until it is 5 minutes old; the test then ages
+#   the dotlock (touch -d '-6 minutes'), counted in ORACLE_STALE, unless
+#   CRASH_STRICT=1.
 #   Uses $U; prints one summary assert per syscall (plus failures).
 crash_matrix() {
 	local proto=$1 kind=$2 calls=$3 nmsg=$4 label=$5 s n i d store path
-	local killed fails dups ORACLE_DUP_KNOWN=
+	local killed fails dups aged ORACLE_DUP_KNOWN=
 	[ "${CRASH_STRICT:-0}" = 1 ] ||
-		ORACLE_DUP_KNOWN="re-download after a kill between the rename into new/ and the state record"
+		ORACLE_DUP_KNOWN="stored again after a kill between the store commit and the state record"
 	ORACLE_DUPS=0
 	for s in ${calls//,/ }; do
 		killed=0 fails=$T_FAIL dups=$ORACLE_DUPS
@@ -147,11 +151,23 @@ crash_matrix() {
 				not_ok "$label $s N=$n: killed run ends with SIGKILL" "rc $RC: $(cat "$d/err1")"
 				continue
 			fi
-			killed=$((killed + 1))
+			killed=$((killed + 1)) aged=0
+			if [ "$kind" = mbox ] && [ -e "$path.lock" ] && [ "${CRASH_STRICT:-0}" != 1 ]; then
+				# known: mailsync's own dotlock outlives SIGKILL and
+				# blocks every run (exit 75) until it is 5 minutes old
+				echo "# KNOWN BUG (stale dotlock after SIGKILL blocks runs for 5 min): $label $s N=$n"
+				ORACLE_STALE=$((${ORACLE_STALE:-0} + 1))
+				touch -d '-6 minutes' "$path.lock"
+				aged=1
+			fi
 			{
 				or_check "$U" INBOX "$kind" "$path" "$label $s N=$n after the kill"
 				run_ms -c "$d/c.ini"
-				assert_eq "$RC $ERR" "0 " "$label $s N=$n: the clean run exits 0 silently"
+				# recovery notices are fine: an aged dotlock removed,
+				# an interrupted mbox append cut away
+				[ $aged = 1 ] && ERR=$(grep -v "^mailsync: $path.lock: removed a stale dotlock" <<<"$ERR")
+				ERR=$(grep -Ev "^mailsync: $path: cut [0-9]+ bytes of an unfinished append \(interrupted run\)\$" <<<"$ERR")
+				assert_eq "$RC $ERR" "0 " "$label $s N=$n: the clean run exits 0 (recovery notices only)"
 				or_complete "$U" INBOX "$kind" "$path" "$label $s N=$n after the clean run"
 			} >"$d/tap"
 			grep '^# KNOWN' "$d/tap"

@@ -77,7 +77,7 @@ wait $spid 2>/dev/null
 or_check $U INBOX maildir "$T/B/INBOX" "F37b after kill -9"
 run_ms -c "$T/b.ini"
 assert_eq "$RC $ERR" "0 " "F37b: after kill -9 the lock is free and the next run exits 0"
-ORACLE_DUP_KNOWN="re-download after a kill between the rename into new/ and the state record" \
+ORACLE_DUP_KNOWN="stored again after a kill between the store commit and the state record" \
 	or_complete $U INBOX maildir "$T/B/INBOX" "F37b"
 
 # ---- (c) the mbox held by another program ----
