@@ -404,7 +404,7 @@ static int list_attrs(struct ms_source *s, unsigned *attrs, struct ms_err *e)
 }
 
 /* The mailbox name: atom, number, quoted or literal (collected). */
-static int list_name(struct ms_source *s, struct ms_buf *b, struct ms_err *e)
+int imap_astring(struct ms_source *s, struct ms_buf *b, struct ms_err *e)
 {
 	struct ms_imap_tok t;
 	int rc;
@@ -443,7 +443,8 @@ static int list_fn(struct ms_source *s, struct imap_resp *r, void *vctx,
 		f.delim = t.s[0];
 	else if (t.type != MS_IMAP_T_NIL)
 		rc = -1;
-	if (rc || (rc = list_name(s, &c->name, e)) || (rc = imap_skip(s, r, e)))
+	if (rc || (rc = imap_astring(s, &c->name, e)) ||
+	    (rc = imap_skip(s, r, e)))
 		goto bad;
 	f.name = c->name.s;
 	if (memchr(c->name.s, '\0', c->name.len)) {
@@ -546,7 +547,7 @@ bad:
 
 /* A quoted string for a command; names with CR, LF or NUL are refused
  * (they could inject commands). */
-static int add_quoted(struct ms_buf *b, const char *name, struct ms_err *e)
+int imap_add_quoted(struct ms_buf *b, const char *name, struct ms_err *e)
 {
 	const char *p;
 	int rc = ms_buf_addc(b, '"', e);
@@ -581,7 +582,7 @@ static int imap_select(struct ms_source *s, const char *name, int rw,
 		goto out;
 	}
 	if ((rc = ms_buf_adds(&cmd, rw ? "SELECT " : "EXAMINE ", e)) ||
-	    (rc = add_quoted(&cmd, name, e)) ||
+	    (rc = imap_add_quoted(&cmd, name, e)) ||
 	    ((s->caps & IMAP_CAP_CONDSTORE) &&
 	     (rc = ms_buf_adds(&cmd, " (CONDSTORE)", e))))
 		goto out;
@@ -643,5 +644,6 @@ const struct ms_source_ops ms_imap_source = {
 	.fetch = imap_fetch,
 	.remove = imap_remove,
 	.flags = imap_flags,
+	.status = imap_status_many,
 	.close = imap_close,
 };

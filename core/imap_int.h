@@ -110,6 +110,13 @@ int imap_parse_date(const char *s, size_t n, int64_t *out);
 /* Does s->folder etc. allow commands?  MS_ETEMP when dead. */
 int imap_usable(struct ms_source *s, int need_selected, struct ms_err *e);
 
+/* An astring (atom, quoted or literal) into b; -1 when malformed. */
+int imap_astring(struct ms_source *s, struct ms_buf *b, struct ms_err *e);
+/* Append name as a quoted string; names with CR/LF are refused. */
+int imap_add_quoted(struct ms_buf *b, const char *name, struct ms_err *e);
+int imap_status_many(struct ms_source *s, const char *const *names, size_t n,
+		     ms_status_fn cb, void *ctx, struct ms_err *e);
+
 int imap_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
 	     struct ms_err *e);
 int imap_older_than(struct ms_source *s, unsigned days, ms_msg_cb cb,

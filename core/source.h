@@ -75,6 +75,9 @@ struct ms_fetch_sink {
 typedef int (*ms_folder_cb)(void *ctx, const struct ms_folder *f,
 			    struct ms_err *e);
 typedef int (*ms_msg_cb)(void *ctx, const struct ms_msg *m, struct ms_err *e);
+/* i: index into the names given; st: uidvalidity 0 when unknown. */
+typedef int (*ms_status_fn)(void *ctx, size_t i,
+			    const struct ms_folder_status *st);
 
 struct ms_source;
 
@@ -117,6 +120,12 @@ struct ms_source_ops {
 	 * message with uid and flags (CONDSTORE CHANGEDSINCE when since>0). */
 	int (*flags)(struct ms_source *s, uint64_t since_modseq, ms_msg_cb cb,
 		     void *ctx, struct ms_err *e);
+	/* Optional: the status of many folders in one round trip (IMAP
+	 * STATUS, pipelined) without selecting them: cb per folder, in
+	 * order, with uidvalidity, uidnext, exists (MESSAGES) and
+	 * highestmodseq; a folder the server refuses gets uidvalidity 0. */
+	int (*status)(struct ms_source *s, const char *const *names,
+		      size_t n, ms_status_fn cb, void *ctx, struct ms_err *e);
 	/* LOGOUT / QUIT (commit=1) and free, closing the connection.  For
 	 * POP3 the QUIT +OK is the commit of the DELEs: its failure is
 	 * returned.  commit=0: drop the connection without QUIT. */

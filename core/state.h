@@ -45,6 +45,7 @@ void ms_state_close(struct ms_state *s);
 
 /* Header values (0 when unknown). */
 uint32_t ms_state_uidvalidity(const struct ms_state *s);
+uint32_t ms_state_uidnext(const struct ms_state *s);
 uint64_t ms_state_modseq(const struct ms_state *s);
 time_t ms_state_last_run(const struct ms_state *s);
 size_t ms_state_count(const struct ms_state *s);

@@ -25,7 +25,7 @@ static int report_folder(struct acct_run *ar, const char *folder, int rc,
 }
 
 static int sync_one(struct acct_run *ar, const char *raw, const char *local,
-		    struct ms_err *fe)
+		    const struct ms_folder_status *pre, struct ms_err *fe)
 {
 	struct ms_folder_run fr;
 	struct ms_err ce;
@@ -37,6 +37,12 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 	fr.local = local;
 	if ((rc = ms_sync_folder_open(&fr, fe)) < 0)
 		goto out;
+	if (ar->a->proto == MS_PROTO_IMAP &&
+	    ms_sync_imap_unchanged(&fr, pre)) {
+		fr.fs = *pre; /* nothing to do: not even a SELECT */
+		rc = ms_sync_folder_finish(&fr, fe);
+		goto out;
+	}
 	if (ar->a->proto == MS_PROTO_IMAP) {
 		rc = ms_sync_imap_folder(&fr, fe);
 		goto out;
@@ -61,16 +67,68 @@ out:
 	return rc;
 }
 
+/* The folders to sync, in server order, and (IMAP with STATUS) their
+ * status from one pipelined round trip. */
+struct selection {
+	size_t *idx;                 /* into the folder list */
+	const char **names;          /* raw server names */
+	struct ms_folder_status *st; /* filled when have */
+	size_t n;
+	int have;
+};
+
+static int keep_status(void *ctx, size_t i, const struct ms_folder_status *st)
+{
+	struct selection *sel = ctx;
+
+	sel->st[i] = *st;
+	return 0;
+}
+
+static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
+			  struct selection *sel, struct ms_err *e)
+{
+	const struct ms_source_ops *ops = ar->sess.ops;
+
+	sel->idx = calloc(lf->n + 1, sizeof *sel->idx);
+	sel->names = calloc(lf->n + 1, sizeof *sel->names);
+	sel->st = calloc(lf->n + 1, sizeof *sel->st);
+	if (!sel->idx || !sel->names || !sel->st)
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (size_t i = 0; i < lf->n; i++) {
+		struct ms_lfolder *f = &lf->v[i];
+
+		if (f->attrs & MS_FOLDER_NOSELECT)
+			continue;
+		if (!f->local) {
+			ms_log(MS_LOG_WARN, "%s: folder \"%s\" skipped: %s",
+			       ar->a->name, f->raw, f->why);
+			continue;
+		}
+		if (!ms_rules_folder_selected(ar->a, f->local))
+			continue;
+		sel->idx[sel->n] = i;
+		sel->names[sel->n++] = f->raw;
+	}
+	if (!ops->status || !sel->n)
+		return 0;
+	sel->have = 1;
+	return ops->status(ar->sess.src, sel->names, sel->n, keep_status, sel,
+			   e);
+}
+
 static int run_folders(struct acct_run *ar, struct ms_err *e)
 {
 	struct ms_lfolders lf;
+	struct selection sel;
 	struct ms_err fe;
 	int worst = 0, rc;
 	unsigned long failed = 0;
 
+	memset(&sel, 0, sizeof sel);
 	if (ar->a->proto == MS_PROTO_POP3) {
 		ms_err_clear(&fe);
-		if ((rc = sync_one(ar, "INBOX", "INBOX", &fe)) < 0) {
+		if ((rc = sync_one(ar, "INBOX", "INBOX", NULL, &fe)) < 0) {
 			*e = fe;
 			return rc;
 		}
@@ -78,22 +136,15 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 	}
 	if ((rc = ms_session_folders(&ar->sess, &lf, e)) < 0)
 		return rc;
-	for (size_t i = 0; i < lf.n; i++) {
-		struct ms_lfolder *f = &lf.v[i];
+	if ((rc = select_folders(ar, &lf, &sel, e)) < 0)
+		goto out;
+	for (size_t k = 0; k < sel.n; k++) {
+		struct ms_lfolder *f = &lf.v[sel.idx[k]];
 
-		if (f->attrs & MS_FOLDER_NOSELECT)
-			continue;
-		if (!f->local) {
-			/* f->why names the folder escaped and cut short;
-			 * the raw name may hold CR/LF or be kilobytes */
-			ms_log(MS_LOG_WARN, "%s: skipped %s", ar->a->name,
-			       f->why);
-			continue;
-		}
-		if (!ms_rules_folder_selected(ar->a, f->local))
-			continue;
 		ms_err_clear(&fe);
-		if ((rc = sync_one(ar, f->raw, f->local, &fe)) == 0)
+		rc = sync_one(ar, f->raw, f->local,
+			      sel.have ? &sel.st[k] : NULL, &fe);
+		if (rc == 0)
 			continue;
 		failed++;
 		worst = ms_err_worse(worst, rc);
@@ -106,7 +157,14 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 		if (failed == 1)
 			*e = fe;
 	}
+	rc = 0;
+out:
+	free(sel.idx);
+	free(sel.names);
+	free(sel.st);
 	ms_lfolders_free(&lf);
+	if (rc < 0)
+		return rc;
 	if (worst && e->scope < MS_SCOPE_ACCOUNT)
 		ms_err_set(e, worst, "%lu folder%s failed", failed,
 			   failed == 1 ? "" : "s");

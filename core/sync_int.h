@@ -76,6 +76,10 @@ int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e);
 
 /* Per-protocol folder plans. */
 int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e);
+/* Does a STATUS taken before selecting show that nothing the account's
+ * policy cares about changed since the state was written? */
+int ms_sync_imap_unchanged(const struct ms_folder_run *fr,
+			   const struct ms_folder_status *st);
 /* IMAP extras (sync_mirror.c): flag/expunge mirroring, UIDVALIDITY
  * re-matching. */
 int ms_sync_imap_mirror(struct ms_folder_run *fr,

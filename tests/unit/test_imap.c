@@ -843,10 +843,56 @@ static void test_dates(void)
 	}
 }
 
+static int status_cb(void *ctx, size_t i, const struct ms_folder_status *st)
+{
+	struct ms_folder_status *v = ctx;
+
+	v[i] = *st;
+	return 0;
+}
+
+static void test_status(void)
+{
+	static const struct step sc[] = {
+		CAPA_STEP("IMAP4rev1 CONDSTORE"),
+		{ "STATUS \"INBOX\" (UIDVALIDITY UIDNEXT MESSAGES "
+		  "HIGHESTMODSEQ)",
+		  "* STATUS INBOX (MESSAGES 4 UIDNEXT 9 UIDVALIDITY 77 "
+		  "HIGHESTMODSEQ 123)\r\n%T OK done\r\n", 3 },
+		{ "STATUS \"Gone\" (UIDVALIDITY UIDNEXT MESSAGES "
+		  "HIGHESTMODSEQ)", "%T NO [NONEXISTENT] no\r\n", 0 },
+		{ "STATUS \"Lists/dev\" (UIDVALIDITY UIDNEXT MESSAGES "
+		  "HIGHESTMODSEQ)",
+		  "* 3 EXISTS\r\n* STATUS \"Other\" (MESSAGES 1)\r\n"
+		  "* STATUS {9}\r\nLists/dev (UIDNEXT 5 UIDVALIDITY 8 "
+		  "MESSAGES 2)\r\n%T OK done\r\n", 0 },
+	};
+	static const char *const names[] = { "INBOX", "Gone", "Lists/dev" };
+	struct ms_folder_status v[3];
+	struct peer p;
+	struct ms_err e;
+	struct ms_source *s = start(&p, sc, NSTEPS(sc), &e);
+	int rc;
+
+	memset(v, 0xff, sizeof v);
+	rc = ms_imap_source.status(s, names, 3, status_cb, v, &e);
+	T_EQ_INT(rc, 0, "status: rc");
+	T_OK(v[0].uidvalidity == 77 && v[0].uidnext == 9 && v[0].exists == 4 &&
+	     v[0].highestmodseq == 123, "status: INBOX values");
+	T_EQ_INT(v[1].uidvalidity, 0, "status: NO gives an unknown status");
+	T_OK(v[2].uidvalidity == 8 && v[2].uidnext == 5 && v[2].exists == 2,
+	     "status: literal name; a STATUS for another name is ignored");
+	finish(&p, s, 0);
+	T_OK(p.pipelined, "status: all three sent before any answer");
+	T_EQ_STR(p.err, "", "status: peer saw the expected commands");
+	peer_free(&p);
+}
+
 int main(void)
 {
 	test_caps_list();
 	test_select();
+	test_status();
 	test_search();
 	test_fetch();
 	test_fetch_bad();
