@@ -337,6 +337,40 @@ class Conn:
     def stall(self, sock, what):
         self.srv.stall(self.conn, sock, what)
 
+    def gen_seg(self, s, tag):
+        """{"repeat": text, "times": n} or {"seq": "fmt with %d",
+        "times": n, "step": k}: streamed in 64 KiB pieces, bounded by
+        the server's time limit (a client that hangs up ends it)."""
+        n = int(s["times"])
+        if "repeat" in s:
+            chunk = s["repeat"].replace("{TAG}", tag).encode()
+            per = max(1, 65536 // len(chunk))
+            while n > 0 and time.time() < self.srv.deadline:
+                k = min(n, per)
+                self.send(chunk * k)
+                n -= k
+            return
+        fmt, step, i = s["seq"], int(s.get("step", 1)), 0
+        k = fmt.count("%d")
+        while i < n and time.time() < self.srv.deadline:
+            hi = min(n, i + 4096)
+            self.send("".join(fmt % ((1 + j * step,) * k)
+                              for j in range(i, hi)))
+            i = hi
+
+    def raw_segs(self, key):
+        """faults.raw[key]: a list of segments (every time), or
+        {"nth": k, "segs": [...]} for the k-th such command only."""
+        raw = self.f("raw", {}) or {}
+        v = raw.get(key)
+        if v is None:
+            return None
+        self.seen = getattr(self, "seen", {})
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if isinstance(v, dict):
+            return v["segs"] if v.get("nth", 1) == self.seen[key] else None
+        return v
+
     def on_end(self):
         pass
 
@@ -502,21 +536,14 @@ class Imap(Conn):
         """faults.raw: {"CMD": [segments]}: send these bytes instead of the
         answer; a segment is a string ({TAG} replaced) or {"repeat": s,
         "times": n}; then optionally {"close": true}."""
-        raw = self.f("raw", {}) or {}
-        segs = raw.get(name)
+        segs = self.raw_segs(name)
         if segs is None:
             return False
         for s in segs:
             if isinstance(s, str):
                 self.send(s.replace("{TAG}", tag))
-            elif "repeat" in s:
-                chunk = s["repeat"].replace("{TAG}", tag).encode()
-                n = int(s["times"])
-                per = max(1, 65536 // len(chunk))
-                while n > 0 and time.time() < self.srv.deadline:
-                    k = min(n, per)
-                    self.send(chunk * k)
-                    n -= k
+            elif "repeat" in s or "seq" in s:
+                self.gen_seg(s, tag)
             elif s.get("close"):
                 self.drop("raw reply")
             elif s.get("stall"):
@@ -893,21 +920,16 @@ class Pop3(Conn):
                 self.send("-ERR %s\r\n" % ex)
 
     def raw_reply(self, name, full):
-        raw = self.f("raw", {}) or {}
-        segs = raw.get(full.upper(), raw.get(name))
+        segs = self.raw_segs(full.upper())
+        if segs is None and full.upper() != name:
+            segs = self.raw_segs(name)
         if segs is None:
             return False
         for s in segs:
             if isinstance(s, str):
                 self.send(s)
-            elif "repeat" in s:
-                chunk = s["repeat"].encode()
-                n = int(s["times"])
-                per = max(1, 65536 // len(chunk))
-                while n > 0 and time.time() < self.srv.deadline:
-                    k = min(n, per)
-                    self.send(chunk * k)
-                    n -= k
+            elif "repeat" in s or "seq" in s:
+                self.gen_seg(s, "")
             elif s.get("close"):
                 self.drop("raw reply")
         return True
