@@ -33,6 +33,7 @@
 #   line} | {after_each, line}], marker {cmd,file,delay}, no_uidl,
 #   uidl_change {from_conn,suffix}, fetch_order "odd", literal_delta,
 #   extra_fetch {uid}, search_extra [uids], self_expunge, expunge_on_close,
+#   ignore_expunge (UID EXPUNGE answers OK, does nothing),
 #   xoauth2_error.
 
 FK_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -815,8 +815,9 @@ class Imap(Conn):
             if not silent:
                 self.send("* %d FETCH (UID %d FLAGS (%s))\r\n"
                           % (seq, m.uid, " ".join(m.flags)))
-        if self.f("self_expunge"):
-            self.expunge(None)
+        if self.f("self_expunge") and "\\Deleted" in fl:
+            # Gmail autoExpunge: what this STORE flagged goes at once
+            self.expunge(want)
         self.send("%s OK store done\r\n" % tag)
 
     def expunge(self, only, send=True):
@@ -839,7 +840,8 @@ class Imap(Conn):
         if self.sel is None or not self.rw:
             self.send("%s NO not read-write\r\n" % tag)
             return
-        self.expunge(parse_set(args[0].decode(), self.maxuid()))
+        if not self.f("ignore_expunge"):
+            self.expunge(parse_set(args[0].decode(), self.maxuid()))
         self.send("%s OK expunged\r\n" % tag)
 
     def c_EXPUNGE(self, tag, args):
