@@ -247,9 +247,13 @@ static int rebuild_cb(void *ctx, const struct ms_msg *m, const char *ref,
 
 	(void)ref;
 	if (fr->ar->a->proto == MS_PROTO_IMAP &&
-	    (m->uid == 0 || m->uidvalidity != fr->fs.uidvalidity))
+	    (m->uid == 0 || m->uidvalidity != fr->fs.uidvalidity ||
+	     ms_state_has_uid(fr->state, m->uid)))
 		return 0;
-	if (fr->ar->a->proto == MS_PROTO_POP3 && !m->uidl[0])
+	if (fr->ar->a->proto == MS_PROTO_POP3 &&
+	    (!m->uidl[0] || ms_state_has_uidl(fr->state, m->uidl, NULL, NULL)))
+		return 0;
+	if (fr->want && !fr->want(fr->hook_ctx, m))
 		return 0;
 	fr->rebuilt++;
 	return ms_state_add(fr->state, m, fr->ar->now, e);
@@ -262,6 +266,7 @@ int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e)
 
 	ms_state_reset(fr->state, fr->fs.uidvalidity);
 	fr->rebuilt = 0;
+	fr->want = NULL;
 	rc = fr->ar->sops->scan(fr->sf, rebuild_cb, fr, e);
 	if (rc < 0)
 		return rc;
@@ -270,6 +275,32 @@ int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e)
 		       "store: %lu messages", fr->ar->a->name, fr->local,
 		       fr->state_status == MS_STATE_BAD ? "was damaged" :
 		       "was missing", fr->rebuilt);
+	return ms_state_sync(fr->state, e);
+}
+
+/*
+ * About to fetch messages the state does not know: are some of them
+ * already in the store?  That is what a run killed between a store
+ * commit and the journal sync leaves behind; recording them instead of
+ * fetching them again avoids the duplicate.  want(ctx, m) says whether a
+ * stored copy is one of the messages about to be fetched.
+ */
+int ms_sync_reconcile(struct ms_folder_run *fr,
+		      int (*want)(void *ctx, const struct ms_msg *m),
+		      void *ctx, struct ms_err *e)
+{
+	int rc;
+
+	fr->rebuilt = 0;
+	fr->want = want;
+	fr->hook_ctx = ctx;
+	rc = fr->ar->sops->scan(fr->sf, rebuild_cb, fr, e);
+	fr->want = NULL;
+	if (rc < 0 || !fr->rebuilt)
+		return rc;
+	ms_log(MS_LOG_WARN, "%s: %s: %lu messages were stored but not "
+	       "recorded (an interrupted run); recorded now, not fetched "
+	       "again", fr->ar->a->name, fr->local, fr->rebuilt);
 	return ms_state_sync(fr->state, e);
 }
 

@@ -46,7 +46,8 @@ struct ms_folder_run {
 	int commit_failed;
 	/* called for each durable message after it is recorded */
 	void (*on_durable)(struct ms_folder_run *fr, const struct ms_msg *m);
-	void *hook_ctx;              /* for on_durable */
+	void *hook_ctx;              /* for on_durable and want */
+	int (*want)(void *ctx, const struct ms_msg *m); /* reconcile filter */
 
 	unsigned long fetched, deleted, rebuilt;
 	unsigned long done, total;   /* progress: finished / planned */
@@ -70,6 +71,9 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 int ms_sync_remove(struct ms_folder_run *fr, const struct ms_msg *del,
 		   size_t n, struct ms_err *e);
 int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e);
+int ms_sync_reconcile(struct ms_folder_run *fr,
+		      int (*want)(void *ctx, const struct ms_msg *m),
+		      void *ctx, struct ms_err *e);
 int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e);
 void ms_sync_folder_close(struct ms_folder_run *fr);
 int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e);

@@ -23,6 +23,7 @@ struct pop3_plan {
 	size_t nall, capall;
 	struct ms_msg *todo;  /* to fetch */
 	size_t ntodo;
+	struct ms_msg *sorted; /* todo sorted by UIDL, while reconciling */
 	struct ms_msg *del;
 	size_t ndel;
 	int no_uidl;
@@ -114,6 +115,48 @@ static int plan_fetch(struct pop3_plan *p, struct ms_err *e)
 	return 0;
 }
 
+static int cmp_todo(const void *a, const void *b)
+{
+	return strcmp(((const struct ms_msg *)a)->uidl,
+		      ((const struct ms_msg *)b)->uidl);
+}
+
+static int is_todo(void *ctx, const struct ms_msg *m)
+{
+	struct pop3_plan *p = ctx;
+	const struct ms_msg *t = bsearch(m, p->sorted, p->ntodo,
+					 sizeof *p->sorted, cmp_todo);
+
+	return t && t->size == m->size;
+}
+
+/* Stored-but-unrecorded copies (an interrupted run) are recorded, not
+ * fetched again; a copy counts only with the same UIDL and size. */
+static int reconcile(struct pop3_plan *p, struct ms_err *e)
+{
+	struct ms_folder_run *fr = p->fr;
+	size_t k = 0;
+	uint64_t size;
+	int rc;
+
+	if (!(p->sorted = malloc(p->ntodo * sizeof *p->sorted)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	memcpy(p->sorted, p->todo, p->ntodo * sizeof *p->sorted);
+	qsort(p->sorted, p->ntodo, sizeof *p->sorted, cmp_todo);
+	rc = ms_sync_reconcile(fr, is_todo, p, e);
+	free(p->sorted);
+	p->sorted = NULL;
+	if (rc < 0 || !fr->rebuilt)
+		return rc;
+	for (size_t i = 0; i < p->ntodo; i++)
+		if (!ms_state_has_uidl(fr->state, p->todo[i].uidl, &size,
+				       NULL) || size != p->todo[i].size)
+			p->todo[k++] = p->todo[i];
+	fr->would_fetch -= p->ntodo - k;
+	p->ntodo = k;
+	return 0;
+}
+
 /* Without UIDL (delete policy only) a message is deleted because it was
  * stored in this very session, identified by its number. */
 static void on_durable_no_uidl(struct ms_folder_run *fr, const struct ms_msg *m)
@@ -155,6 +198,9 @@ static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 		return ms_err_set(e, MS_EPROTO, "server does not support UIDL; "
 				  "only policy = delete can be used");
 	if ((rc = check_duplicates(p, e)) < 0 || (rc = plan_fetch(p, e)) < 0)
+		return rc;
+	if (p->ntodo && !p->no_uidl && fr->state_status == MS_STATE_OK &&
+	    (rc = reconcile(p, e)) < 0)
 		return rc;
 	if (p->no_uidl) {
 		fr->hook_ctx = p;
