@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,31 @@ static void nap(void)
 
 /* ---- locking: dotlock then fcntl, both bounded ---------------------- */
 
+/* The dotlock names a process (its pid, as mailsync and liblockfile
+ * write it) that no longer exists: its holder was killed. */
+static int holder_dead(struct ms_store_folder *f)
+{
+	char buf[32];
+	ssize_t n;
+	long pid;
+	char *end;
+	int fd;
+
+	fd = openat(f->dirfd, f->lockname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	if (end == buf || (*end && *end != '\n') || pid <= 0 ||
+	    pid > 4194304)
+		return 0;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 static int dotlock_take(struct ms_store_folder *f, long long deadline,
 			struct ms_err *e)
 {
@@ -97,8 +123,14 @@ static int dotlock_take(struct ms_store_folder *f, long long deadline,
 			return ms_err_sys(e, ms_err_code_for_errno(errno),
 					  errno, "%s.lock: cannot create "
 					  "dotlock", f->path);
-		/* A dotlock is stale after 5 minutes (liblockfile): its
-		 * holder died without removing it. */
+		/* A dotlock is stale when its holder is gone, or after
+		 * 5 minutes (liblockfile) when it names no process. */
+		if (holder_dead(f) &&
+		    unlinkat(f->dirfd, f->lockname, 0) == 0) {
+			ms_log(MS_LOG_WARN, "%s.lock: removed the dotlock of a "
+			       "process that no longer exists", f->path);
+			continue;
+		}
 		if (fstatat(f->dirfd, f->lockname, &st,
 			    AT_SYMLINK_NOFOLLOW) == 0 &&
 		    time(NULL) - st.st_mtime > DOTLOCK_STALE &&

@@ -475,6 +475,26 @@ static void test_locks(void)
 	T_EQ_INT(rc, 0, "stale dotlock (10 min) removed, append proceeds");
 	T_OK(fsize(mbox_path) > before && fsize(lock_path) < 0,
 	     "appended and no dotlock left");
+
+	/* a fresh dotlock naming a live process stays; one naming a dead
+	 * process (a killed mailsync) is removed at once */
+	before = fsize(mbox_path);
+	fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	dprintf(fd, "%ld\n", (long)getpid());
+	close(fd);
+	rc = commit_one("lk4", &e);
+	T_EQ_INT(rc, MS_ETEMP, "dotlock of a live process -> MS_ETEMP");
+	unlink(lock_path);
+	if ((pid = fork()) == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	dprintf(fd, "%ld\n", (long)pid);
+	close(fd);
+	rc = commit_one("lk5", &e);
+	T_EQ_INT(rc, 0, "dotlock of a dead process removed, append proceeds");
+	T_OK(fsize(mbox_path) > before && fsize(lock_path) < 0,
+	     "appended after the dead holder's dotlock");
 	unsetenv("MAILSYNC_MBOX_LOCK_TIMEOUT");
 }
 
