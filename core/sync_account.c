@@ -101,8 +101,10 @@ static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
 		if (f->attrs & MS_FOLDER_NOSELECT)
 			continue;
 		if (!f->local) {
-			ms_log(MS_LOG_WARN, "%s: folder \"%s\" skipped: %s",
-			       ar->a->name, f->raw, f->why);
+			/* f->why names the folder escaped and cut short;
+			 * the raw name may hold CR/LF or be kilobytes */
+			ms_log(MS_LOG_WARN, "%s: skipped %s", ar->a->name,
+			       f->why);
 			continue;
 		}
 		if (!ms_rules_folder_selected(ar->a, f->local))

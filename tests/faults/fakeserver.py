@@ -700,6 +700,21 @@ class Imap(Conn):
     def c_EXAMINE(self, tag, args):
         self.c_SELECT(tag, args, rw=False)
 
+    def c_STATUS(self, tag, args):
+        f = self.folder(args[0])
+        if f is None or f["noselect"]:
+            self.send("%s NO no such folder\r\n" % tag)
+            return
+        items = args[1].strip(b"()").upper().split() if len(args) > 1 else []
+        val = {b"MESSAGES": len(f["msgs"]), b"UIDNEXT": f["uidnext"],
+               b"UIDVALIDITY": f["uidvalidity"], b"RECENT": 0,
+               b"UNSEEN": len([m for m in f["msgs"]
+                               if "\\Seen" not in m.flags])}
+        out = [b"%s %d" % (k, val[k]) for k in items
+               if k in val and val[k] is not None]
+        self.send(b"* STATUS " + astring(args[0]) + b" (" + b" ".join(out)
+                  + b")\r\n" + tag.encode() + b" OK status done\r\n")
+
     def c_CLOSE(self, tag, args):
         self.sel = None
         self.send("%s OK closed\r\n" % tag)
