@@ -329,8 +329,10 @@ static int parse_ranges(struct ms_state *s, const char *p, size_t n,
 			return 1;
 		if (!d)
 			hi = lo;
-		if ((rc = ms_state_uid_append(s, (uint32_t)lo, (uint32_t)hi)) !=
-		    0)
+		if (lo == 0) /* UID 0 names no message */
+			return 1;
+		if ((rc = ms_uidset_append(&s->uids, (uint32_t)lo, (uint32_t)hi,
+					   NULL)) != 0)
 			return rc;
 		if (j == n)
 			return 0;
@@ -433,9 +435,9 @@ static int op_uid(struct ms_state *s, const struct fields *f, int n)
 	    !ms_state_take_proto(s, MS_PROTO_IMAP))
 		return 1;
 	if (f->p[0][0] == '+')
-		rc = ms_state_uid_add(s, (uint32_t)uid);
+		rc = ms_uidset_add(&s->uids, (uint32_t)uid, NULL);
 	else
-		rc = ms_state_uid_del(s, (uint32_t)uid);
+		rc = ms_uidset_del(&s->uids, (uint32_t)uid, NULL);
 	return rc < 0 ? rc : 0;
 }
 
@@ -586,12 +588,13 @@ static int put_kv(struct ms_buf *b, const char *k, const char *v,
 static int put_ranges(const struct ms_state *s, struct ms_buf *b,
 		      struct ms_err *e)
 {
-	size_t i, col = 0;
+	size_t i, nr, col = 0;
+	const struct ms_uidrange *rs = ms_uidset_ranges(&s->uids, &nr);
 	char item[32];
 	int n, rc = 0;
 
-	for (i = 0; i < s->nr && rc == 0; i++) {
-		const struct ms_state_range *r = &s->r[i];
+	for (i = 0; i < nr && rc == 0; i++) {
+		const struct ms_uidrange *r = &rs[i];
 
 		if (r->lo == r->hi)
 			n = snprintf(item, sizeof item, "%" PRIu32, r->lo);

@@ -10,10 +10,7 @@
 
 #include "buf.h"
 #include "state.h"
-
-struct ms_state_range {
-	uint32_t lo, hi; /* inclusive */
-};
+#include "uidset.h"
 
 struct ms_state_pent {
 	uint64_t size;
@@ -36,11 +33,7 @@ struct ms_state {
 	uint32_t uidvalidity, uidnext;
 	uint64_t modseq;
 	int64_t lastrun;
-	struct ms_state_range *r; /* IMAP: sorted, disjoint, non-adjacent */
-	size_t nr, rcap;	  /* rcap >= nr + npu */
-	uint64_t nuid;		  /* UIDs in r (pu not counted) */
-	uint32_t *pu;		  /* UIDs added out of order, not yet in r */
-	size_t npu, pucap;
+	struct ms_uidset uids;	   /* IMAP: the stored UIDs */
 	struct ms_state_pent *tab; /* POP3: 2^k slots, linear probing */
 	size_t tcap, npop;
 	char *pool; /* NUL-terminated UIDLs */
@@ -69,12 +62,8 @@ static inline uint64_t ms_state_fnv(uint64_t h, const void *p, size_t n)
 /* Number of stored messages. */
 uint64_t ms_state_nrec(const struct ms_state *s);
 
-/* Records (state_mem.c).  MS_EINTERNAL when out of memory. */
-/* 0 added, 1 already known */
-int ms_state_uid_add(struct ms_state *s, uint32_t uid);
-int ms_state_uid_del(struct ms_state *s, uint32_t uid);
-/* Append [lo,hi] above every stored UID: 0, or 1 if not above / empty. */
-int ms_state_uid_append(struct ms_state *s, uint32_t lo, uint32_t hi);
+/* Records (state_mem.c; IMAP UIDs: ms_uidset_* on s->uids).
+ * MS_EINTERNAL when out of memory. */
 /* Insert, or update the size of a known UIDL (*known = 1; first_seen
  * stays).  u is n bytes, valid (ms_state_uidl_ok). */
 int ms_state_uidl_put(struct ms_state *s, const char *u, size_t n,

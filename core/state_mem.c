@@ -1,12 +1,12 @@
 /*
  * state_mem.c: a folder's state in memory, and the pure part of the API.
  *
- * IMAP UIDs are kept as sorted, disjoint ranges: appending the next UID
- * extends the last range in O(1), so 100,000 contiguous UIDs are one
- * range of 8 bytes; inserting in the middle is O(ranges).  POP3 UIDLs
- * live in an open-addressing hash table (linear probing, backward-shift
- * deletion, no tombstones) whose entries point into one string pool, so a
- * million UIDLs cost tens of MB, not a million mallocs.  Changes are
+ * IMAP UIDs are a range set (uidset.c): appending the next UID is O(1),
+ * so 100,000 contiguous UIDs are one range of 8 bytes, and UIDs added out
+ * of order are merged in O(n log n).  POP3 UIDLs live in an
+ * open-addressing hash table (linear probing, backward-shift deletion, no
+ * tombstones) whose entries point into one string pool, so a million
+ * UIDLs cost tens of MB, not a million mallocs.  Changes are
  * applied here at once and queued as journal lines for ms_state_sync.
  */
 #include "state_int.h"
@@ -17,179 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- IMAP UID ranges ---- */
-
-/* Index of the first range with hi >= uid (nr if none). */
-static size_t rs_find(const struct ms_state *s, uint32_t uid)
-{
-	size_t lo = 0, hi = s->nr;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->r[mid].hi < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int rs_insert(struct ms_state *s, size_t i, uint32_t lo, uint32_t hi)
-{
-	if (s->nr == s->rcap) {
-		size_t cap = s->rcap ? s->rcap * 2 : 4;
-		struct ms_state_range *r = realloc(s->r, cap * sizeof *r);
-
-		if (!r)
-			return MS_EINTERNAL;
-		s->r = r;
-		s->rcap = cap;
-	}
-	memmove(s->r + i + 1, s->r + i, (s->nr - i) * sizeof *s->r);
-	s->r[i].lo = lo;
-	s->r[i].hi = hi;
-	s->nr++;
-	return 0;
-}
-
-static int rs_has(const struct ms_state *s, uint32_t uid)
-{
-	size_t i = rs_find(s, uid);
-
-	return i < s->nr && s->r[i].lo <= uid;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Merge the UIDs added out of order into the ranges.  They wait unsorted
- * so that a rebuild from a store scanned in any order costs O(n log n),
- * not a memmove per UID.  Merging runs backwards into the space
- * reserved at the end of r (rcap >= nr + npu), so it cannot fail: each
- * range written consumes at least one input, so it never overwrites a
- * range not yet read. */
-static void settle(struct ms_state *s)
-{
-	struct ms_state_range cur = {0, 0}, in;
-	size_t i = s->nr, j = s->npu, w = s->rcap;
-	int have = 0;
-
-	if (!s->npu)
-		return;
-	qsort(s->pu, s->npu, sizeof *s->pu, cmp_u32);
-	while (i > 0 || j > 0) {
-		if (j == 0 || (i > 0 && s->r[i - 1].hi >= s->pu[j - 1])) {
-			in = s->r[--i];
-		} else {
-			in.lo = in.hi = s->pu[--j];
-		}
-		if (have && in.hi + 1ULL >= cur.lo) { /* overlap or touch */
-			if (in.lo < cur.lo)
-				cur.lo = in.lo;
-			continue;
-		}
-		if (have)
-			s->r[--w] = cur;
-		cur = in;
-		have = 1;
-	}
-	s->r[--w] = cur;
-	s->nr = s->rcap - w;
-	memmove(s->r, s->r + w, s->nr * sizeof *s->r);
-	s->nuid = 0;
-	for (i = 0; i < s->nr; i++)
-		s->nuid += (uint64_t)s->r[i].hi - s->r[i].lo + 1;
-	free(s->pu);
-	s->pu = NULL;
-	s->npu = s->pucap = 0;
-}
-
-/* Logically const: settling changes the representation, not the set. */
-static void settle_c(const struct ms_state *s)
-{
-	settle((struct ms_state *)s);
-}
-
 uint64_t ms_state_nrec(const struct ms_state *s)
 {
 	if (s->proto == MS_PROTO_POP3)
 		return s->npop;
-	settle_c(s);
-	return s->nuid;
-}
-
-static int push_pending(struct ms_state *s, uint32_t uid)
-{
-	if (s->npu == s->pucap) {
-		size_t cap = s->pucap ? 2 * s->pucap : 64;
-		uint32_t *p = realloc(s->pu, cap * sizeof *p);
-
-		if (!p)
-			return MS_EINTERNAL;
-		s->pu = p;
-		s->pucap = cap;
-	}
-	if (s->rcap < s->nr + s->npu + 1) {
-		size_t cap = 2 * s->rcap > s->nr + s->npu + 1
-				 ? 2 * s->rcap
-				 : s->nr + s->npu + 1;
-		struct ms_state_range *r = realloc(s->r, cap * sizeof *r);
-
-		if (!r)
-			return MS_EINTERNAL;
-		s->r = r;
-		s->rcap = cap;
-	}
-	s->pu[s->npu++] = uid;
-	return 0;
-}
-
-int ms_state_uid_add(struct ms_state *s, uint32_t uid)
-{
-	size_t n = s->nr;
-
-	if (!s->npu && (!n || uid > s->r[n - 1].hi)) {
-		if (n && uid == s->r[n - 1].hi + 1ULL) /* the common case */
-			s->r[n - 1].hi = uid;
-		else if (rs_insert(s, n, uid, uid) < 0)
-			return MS_EINTERNAL;
-		s->nuid++;
-		return 0;
-	}
-	if (rs_has(s, uid))
-		return 1;
-	return push_pending(s, uid);
-}
-
-int ms_state_uid_del(struct ms_state *s, uint32_t uid)
-{
-	size_t i;
-	uint32_t hi;
-
-	settle(s);
-	i = rs_find(s, uid);
-	if (i == s->nr || s->r[i].lo > uid)
-		return 0;
-	hi = s->r[i].hi;
-	if (s->r[i].lo == hi) {
-		memmove(s->r + i, s->r + i + 1, (s->nr - i - 1) * sizeof *s->r);
-		s->nr--;
-	} else if (uid == s->r[i].lo) {
-		s->r[i].lo++;
-	} else if (uid == hi) {
-		s->r[i].hi--;
-	} else {
-		if (rs_insert(s, i + 1, uid + 1, hi) < 0)
-			return MS_EINTERNAL;
-		s->r[i].hi = uid - 1;
-	}
-	s->nuid--;
-	return 0;
+	return ms_uidset_count(&s->uids);
 }
 
 /* ---- POP3 UIDL table ---- */
@@ -331,17 +163,12 @@ void ms_state_uidl_del(struct ms_state *s, const char *u, size_t n)
 
 void ms_state_clear(struct ms_state *s, uint32_t uidvalidity)
 {
-	free(s->r);
-	free(s->pu);
+	ms_uidset_free(&s->uids);
 	free(s->tab);
 	free(s->pool);
-	s->pu = NULL;
-	s->npu = s->pucap = 0;
-	s->r = NULL;
 	s->tab = NULL;
 	s->pool = NULL;
-	s->nr = s->rcap = s->tcap = s->npop = s->plen = s->pcap = 0;
-	s->nuid = 0;
+	s->tcap = s->npop = s->plen = s->pcap = 0;
 	s->uidvalidity = uidvalidity;
 	s->uidnext = 0;
 	s->modseq = 0;
@@ -364,22 +191,6 @@ int ms_state_take_proto(struct ms_state *s, int proto)
 	if (!s->proto)
 		s->proto = proto;
 	return s->proto == proto;
-}
-
-int ms_state_uid_append(struct ms_state *s, uint32_t lo, uint32_t hi)
-{
-	struct ms_state_range *last;
-
-	settle(s);
-	last = s->nr ? &s->r[s->nr - 1] : NULL;
-	if (lo == 0 || lo > hi || (last && lo <= last->hi))
-		return 1;
-	if (last && lo == last->hi + 1ULL)
-		last->hi = hi;
-	else if (rs_insert(s, s->nr, lo, hi) < 0)
-		return MS_EINTERNAL;
-	s->nuid += (uint64_t)hi - lo + 1;
-	return 0;
 }
 
 /* ---- life cycle ---- */
@@ -442,6 +253,11 @@ int ms_state_status(const struct ms_state *s)
 uint32_t ms_state_uidvalidity(const struct ms_state *s)
 {
 	return s->uidvalidity;
+}
+
+uint32_t ms_state_uidnext(const struct ms_state *s)
+{
+	return s->uidnext;
 }
 
 uint64_t ms_state_modseq(const struct ms_state *s)
@@ -513,8 +329,7 @@ int ms_state_has_uid(const struct ms_state *s, uint32_t uid)
 {
 	if (s->proto != MS_PROTO_IMAP || !uid)
 		return 0;
-	settle_c(s);
-	return rs_has(s, uid);
+	return ms_uidset_has(&s->uids, uid);
 }
 
 int ms_state_has_uidl(const struct ms_state *s, const char *uidl,
@@ -591,7 +406,7 @@ int ms_state_add(struct ms_state *s, const struct ms_msg *m, time_t now,
 					  m->uidvalidity, s->uidvalidity);
 		ms_state_set_header(s, m->uidvalidity, s->uidnext, s->modseq);
 	}
-	if ((rc = ms_state_uid_add(s, m->uid)) < 0)
+	if ((rc = ms_uidset_add(&s->uids, m->uid, NULL)) < 0)
 		return oom(s, e);
 	if (rc == 0)
 		journal(s, "+u %" PRIu32 "\n", m->uid);
@@ -601,6 +416,7 @@ int ms_state_add(struct ms_state *s, const struct ms_msg *m, time_t now,
 int ms_state_del(struct ms_state *s, const struct ms_msg *m, struct ms_err *e)
 {
 	size_t n;
+	int rc;
 
 	if (s->proto == MS_PROTO_POP3) {
 		n = strnlen(m->uidl, sizeof m->uidl);
@@ -612,10 +428,9 @@ int ms_state_del(struct ms_state *s, const struct ms_msg *m, struct ms_err *e)
 		journal(s, "-p %s\n", m->uidl);
 		return 0;
 	}
-	settle(s);
-	if (m->uid == 0 || !rs_has(s, m->uid))
+	if (m->uid == 0 || (rc = ms_uidset_del(&s->uids, m->uid, NULL)) > 0)
 		return 0;
-	if (ms_state_uid_del(s, m->uid) < 0)
+	if (rc < 0)
 		return oom(s, e);
 	journal(s, "-u %" PRIu32 "\n", m->uid);
 	return 0;
@@ -623,8 +438,9 @@ int ms_state_del(struct ms_state *s, const struct ms_msg *m, struct ms_err *e)
 
 int ms_state_foreach(const struct ms_state *s, ms_state_cb cb, void *ctx)
 {
+	const struct ms_uidrange *r;
 	struct ms_msg m;
-	size_t i;
+	size_t i, nr;
 	int rc;
 
 	memset(&m, 0, sizeof m);
@@ -642,9 +458,9 @@ int ms_state_foreach(const struct ms_state *s, ms_state_cb cb, void *ctx)
 		return 0;
 	}
 	m.uidvalidity = s->uidvalidity;
-	settle_c(s);
-	for (i = 0; i < s->nr; i++) {
-		for (uint64_t u = s->r[i].lo; u <= s->r[i].hi; u++) {
+	r = ms_uidset_ranges(&s->uids, &nr);
+	for (i = 0; i < nr; i++) {
+		for (uint64_t u = r[i].lo; u <= r[i].hi; u++) {
 			m.uid = (uint32_t)u;
 			if ((rc = cb(ctx, &m, 0)) != 0)
 				return rc;

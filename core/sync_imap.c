@@ -107,6 +107,30 @@ static size_t filter_batch(struct imap_plan *p)
 	return k;
 }
 
+static int is_new(void *ctx, const struct ms_msg *m)
+{
+	struct imap_plan *p = ctx;
+
+	return bsearch(&m->uid, p->newv, p->nnew, sizeof *p->newv,
+		       cmp_u32) != NULL;
+}
+
+/* Stored-but-unrecorded copies of new UIDs are recorded, not fetched. */
+static int reconcile(struct imap_plan *p, struct ms_err *e)
+{
+	size_t k = 0;
+	int rc;
+
+	if ((rc = ms_sync_reconcile(p->fr, is_new, p, e)) < 0 ||
+	    !p->fr->rebuilt)
+		return rc;
+	for (size_t i = 0; i < p->nnew; i++)
+		if (!ms_state_has_uid(p->fr->state, p->newv[i]))
+			p->newv[k++] = p->newv[i];
+	p->nnew = k;
+	return 0;
+}
+
 static int fetch_new(struct imap_plan *p, struct ms_err *e)
 {
 	struct ms_folder_run *fr = p->fr;
@@ -116,6 +140,9 @@ static int fetch_new(struct imap_plan *p, struct ms_err *e)
 
 	if (p->nnew) /* newv is NULL when nothing is new */
 		qsort(p->newv, p->nnew, sizeof *p->newv, cmp_u32);
+	if (p->nnew && fr->state_status == MS_STATE_OK &&
+	    (rc = reconcile(p, e)) < 0)
+		return rc;
 	fr->total = p->nnew;
 	if (!(p->v = calloc(BATCH, sizeof *p->v)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
@@ -169,6 +196,8 @@ static int plan_deletes(struct imap_plan *p, struct ms_err *e)
 {
 	struct ms_folder_run *fr = p->fr;
 	const struct ms_account *a = fr->ar->a;
+	const struct ms_uidrange *r;
+	size_t n;
 	int rc = 0;
 
 	if (a->policy == MS_POLICY_KEEP || fr->no_delete)
@@ -177,12 +206,11 @@ static int plan_deletes(struct imap_plan *p, struct ms_err *e)
 		return fr->ar->sess.ops->older_than(fr->ar->sess.src,
 						     a->delete_after_days,
 						     older_cb, p, e);
-	for (size_t i = 0; i < p->server.n && rc == 0; i++) {
-		struct ms_uidrange r = p->server.r[i];
-		for (uint64_t u = r.lo; u <= r.hi && rc == 0; u++)
+	r = ms_uidset_ranges(&p->server, &n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		for (uint64_t u = r[i].lo; u <= r[i].hi && rc == 0; u++)
 			if (ms_state_has_uid(fr->state, (uint32_t)u))
 				rc = add_del(p, (uint32_t)u, e);
-	}
 	return rc;
 }
 
@@ -207,6 +235,26 @@ static int check_identity(struct ms_folder_run *fr, struct ms_err *e)
 		return ms_sync_imap_rematch(fr, e);
 	}
 	return 0;
+}
+
+int ms_sync_imap_unchanged(const struct ms_folder_run *fr,
+			   const struct ms_folder_status *st)
+{
+	const struct ms_account *a = fr->ar->a;
+	const struct ms_state *s = fr->state;
+
+	if (!st || !st->uidvalidity || fr->state_status != MS_STATE_OK ||
+	    st->uidvalidity != ms_state_uidvalidity(s) ||
+	    st->uidnext != ms_state_uidnext(s))
+		return 0; /* new mail, or an identity question */
+	if (a->policy != MS_POLICY_KEEP && st->exists)
+		return 0; /* something may be due for deletion */
+	if (a->mirror != MS_MIRROR_NO &&
+	    (!st->highestmodseq || st->highestmodseq != ms_state_modseq(s)))
+		return 0; /* flags may have changed */
+	if (a->mirror == MS_MIRROR_FULL && st->exists != ms_state_count(s))
+		return 0; /* something was expunged */
+	return 1;
 }
 
 int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e)

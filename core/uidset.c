@@ -1,7 +1,10 @@
 /*
  * uidset.c: UID sets as sorted ranges (see uidset.h).  Lookups are binary
- * searches; inserting out of order shifts the tail, which only happens
- * for servers that list UIDs unsorted.
+ * searches.  A UID that does not extend or follow the last range waits
+ * unsorted in pu; the next read sorts pu and merges it with the ranges
+ * backwards into space reserved at the end of r, so a set rebuilt from a
+ * store scanned in any order costs O(n log n), not a memmove per UID, and
+ * the merge needs no allocation: readers can do it behind a const pointer.
  */
 #include "uidset.h"
 
@@ -16,16 +19,23 @@ void ms_uidset_init(struct ms_uidset *s)
 void ms_uidset_free(struct ms_uidset *s)
 {
 	free(s->r);
+	free(s->pu);
 	ms_uidset_init(s);
 }
 
-/* Index of the first range with hi >= uid (n when none). */
-static size_t lower(const struct ms_uidset *s, uint32_t uid)
+static int oom(struct ms_err *e)
+{
+	return ms_err_set(e, MS_EINTERNAL, "UID set: out of memory");
+}
+
+/* Index of the first range with hi >= uid (n when none); pu not read. */
+static size_t find(const struct ms_uidset *s, uint32_t uid)
 {
 	size_t lo = 0, hi = s->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
+
 		if (s->r[mid].hi < uid)
 			lo = mid + 1;
 		else
@@ -34,64 +44,189 @@ static size_t lower(const struct ms_uidset *s, uint32_t uid)
 	return lo;
 }
 
-int ms_uidset_has(const struct ms_uidset *s, uint32_t uid)
+static int in_ranges(const struct ms_uidset *s, uint32_t uid)
 {
-	size_t i = lower(s, uid);
+	size_t i = find(s, uid);
 
 	return i < s->n && s->r[i].lo <= uid;
 }
 
-static int insert_at(struct ms_uidset *s, size_t i, uint32_t uid,
-		     struct ms_err *e)
+/* Make room for want ranges (keeping cap >= n + npu), doubling. */
+static int reserve(struct ms_uidset *s, size_t want)
 {
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 16;
-		struct ms_uidrange *p = realloc(s->r, ncap * sizeof *p);
-		if (!p)
-			return ms_err_set(e, MS_EINTERNAL, "out of memory");
-		s->r = p;
-		s->cap = ncap;
-	}
+	struct ms_uidrange *r;
+	size_t cap;
+
+	if (s->cap >= want)
+		return 0;
+	cap = s->cap ? 2 * s->cap : 4;
+	if (cap < want)
+		cap = want;
+	if (!(r = realloc(s->r, cap * sizeof *r)))
+		return MS_EINTERNAL;
+	s->r = r;
+	s->cap = cap;
+	return 0;
+}
+
+/* Insert [lo,hi] at index i (no pending UIDs). */
+static int insert(struct ms_uidset *s, size_t i, uint32_t lo, uint32_t hi)
+{
+	if (reserve(s, s->n + 1) < 0)
+		return MS_EINTERNAL;
 	memmove(s->r + i + 1, s->r + i, (s->n - i) * sizeof *s->r);
-	s->r[i].lo = s->r[i].hi = uid;
+	s->r[i].lo = lo;
+	s->r[i].hi = hi;
 	s->n++;
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Merge pu into r, from the largest UID down, writing at the end of r
+ * (cap >= n + npu).  It cannot overwrite a range not yet read: each range
+ * written has consumed at least one input, range or pending UID. */
+static void settle(struct ms_uidset *s)
+{
+	struct ms_uidrange cur = {0, 0}, in;
+	size_t i = s->n, j = s->npu, w = s->cap;
+	int have = 0;
+
+	if (!s->npu)
+		return;
+	qsort(s->pu, s->npu, sizeof *s->pu, cmp_u32);
+	while (i > 0 || j > 0) {
+		if (j == 0 || (i > 0 && s->r[i - 1].hi >= s->pu[j - 1])) {
+			in = s->r[--i];
+		} else {
+			in.lo = in.hi = s->pu[--j];
+		}
+		if (have && in.hi + 1ULL >= cur.lo) { /* overlap or touch */
+			if (in.lo < cur.lo)
+				cur.lo = in.lo;
+			continue;
+		}
+		if (have)
+			s->r[--w] = cur;
+		cur = in;
+		have = 1;
+	}
+	s->r[--w] = cur;
+	s->n = s->cap - w;
+	memmove(s->r, s->r + w, s->n * sizeof *s->r);
+	s->count = 0;
+	for (i = 0; i < s->n; i++)
+		s->count += (uint64_t)s->r[i].hi - s->r[i].lo + 1;
+	free(s->pu);
+	s->pu = NULL;
+	s->npu = s->pucap = 0;
+}
+
+/* For the readers: settling changes the representation, not the set. */
+static void settle_c(const struct ms_uidset *s)
+{
+	settle((struct ms_uidset *)s);
+}
+
+static int push_pending(struct ms_uidset *s, uint32_t uid, struct ms_err *e)
+{
+	if (s->npu == s->pucap) {
+		size_t cap = s->pucap ? 2 * s->pucap : 64;
+		uint32_t *p = realloc(s->pu, cap * sizeof *p);
+
+		if (!p)
+			return oom(e);
+		s->pu = p;
+		s->pucap = cap;
+	}
+	if (reserve(s, s->n + s->npu + 1) < 0)
+		return oom(e);
+	s->pu[s->npu++] = uid;
 	return 0;
 }
 
 int ms_uidset_add(struct ms_uidset *s, uint32_t uid, struct ms_err *e)
 {
-	size_t i;
-	int rc;
+	size_t n = s->n;
 
-	/* fast path: extends or follows the last range */
-	if (s->n && s->r[s->n - 1].hi < uid) {
-		if (s->r[s->n - 1].hi + 1 == uid) {
-			s->r[s->n - 1].hi = uid;
-			s->count++;
-			return 0;
-		}
-		i = s->n;
-	} else {
-		i = lower(s, uid);
-		if (i < s->n && s->r[i].lo <= uid)
-			return 0; /* present */
-	}
-	if (i > 0 && s->r[i - 1].hi + 1 == uid) {
-		s->r[i - 1].hi = uid;
-	} else if (i < s->n && uid + 1 == s->r[i].lo) {
-		s->r[i].lo = uid;
-	} else {
-		if ((rc = insert_at(s, i, uid, e)) < 0)
-			return rc;
+	if (!s->npu && (!n || uid > s->r[n - 1].hi)) {
+		if (n && uid == s->r[n - 1].hi + 1ULL) /* the common case */
+			s->r[n - 1].hi = uid;
+		else if (insert(s, n, uid, uid) < 0)
+			return oom(e);
 		s->count++;
 		return 0;
 	}
-	s->count++;
-	/* merge neighbours that now touch */
-	if (i > 0 && i < s->n && s->r[i - 1].hi + 1 >= s->r[i].lo) {
-		s->r[i - 1].hi = s->r[i].hi;
-		memmove(s->r + i, s->r + i + 1, (s->n - i - 1) * sizeof *s->r);
-		s->n--;
-	}
+	if (in_ranges(s, uid))
+		return 1;
+	return push_pending(s, uid, e);
+}
+
+int ms_uidset_append(struct ms_uidset *s, uint32_t lo, uint32_t hi,
+		     struct ms_err *e)
+{
+	struct ms_uidrange *last;
+
+	settle(s);
+	last = s->n ? &s->r[s->n - 1] : NULL;
+	if (lo > hi || (last && lo <= last->hi))
+		return 1;
+	if (last && lo == last->hi + 1ULL)
+		last->hi = hi;
+	else if (insert(s, s->n, lo, hi) < 0)
+		return oom(e);
+	s->count += (uint64_t)hi - lo + 1;
 	return 0;
+}
+
+int ms_uidset_del(struct ms_uidset *s, uint32_t uid, struct ms_err *e)
+{
+	struct ms_uidrange *r;
+	size_t i;
+
+	settle(s);
+	i = find(s, uid);
+	if (i == s->n || s->r[i].lo > uid)
+		return 1;
+	r = &s->r[i];
+	if (r->lo == r->hi) {
+		memmove(r, r + 1, (s->n - i - 1) * sizeof *r);
+		s->n--;
+	} else if (uid == r->lo) {
+		r->lo++;
+	} else if (uid == r->hi) {
+		r->hi--;
+	} else {
+		uint32_t hi = r->hi; /* r moves if insert reallocates */
+
+		if (insert(s, i + 1, uid + 1, hi) < 0)
+			return oom(e);
+		s->r[i].hi = uid - 1;
+	}
+	s->count--;
+	return 0;
+}
+
+int ms_uidset_has(const struct ms_uidset *s, uint32_t uid)
+{
+	settle_c(s);
+	return in_ranges(s, uid);
+}
+
+uint64_t ms_uidset_count(const struct ms_uidset *s)
+{
+	settle_c(s);
+	return s->count;
+}
+
+const struct ms_uidrange *ms_uidset_ranges(const struct ms_uidset *s, size_t *n)
+{
+	settle_c(s);
+	*n = s->n;
+	return s->n ? s->r : NULL;
 }
