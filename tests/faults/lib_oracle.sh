@@ -57,8 +57,12 @@ or_check() {
 		grep -qx "$sha" "$T/oracle/local" || lost="$lost $uid"
 	done <"$exp"
 	assert_eq "${lost# }" "" "$label: O1/O3 every message gone from the server is stored locally"
-	dup=$(uniq -d "$T/oracle/local" | wc -l)
-	assert_eq "$dup" 0 "$label: O2 no local duplicate"
+	dup=$(($(wc -l <"$T/oracle/local") - $(uniq "$T/oracle/local" | wc -l)))
+	if [ -n "${ORACLE_DUP_KNOWN:-}" ] && [ "$dup" != 0 ]; then
+		echo "# KNOWN BUG ($ORACLE_DUP_KNOWN): $label: $dup duplicate(s)"
+	else
+		assert_eq "$dup" 0 "$label: O2 no local duplicate"
+	fi
 }
 
 or_complete() {
@@ -164,9 +168,9 @@ crash_matrix() {
 				or_check "$U" INBOX "$kind" "$path" "$label $s N=$n after the kill"
 				run_ms -c "$d/c.ini"
 				# recovery notices are fine: an aged dotlock removed,
-				# an interrupted mbox append cut away
+				# an interrupted mbox append cut away, state rebuilt
 				[ $aged = 1 ] && ERR=$(grep -v "^mailsync: $path.lock: removed a stale dotlock" <<<"$ERR")
-				ERR=$(grep -Ev "^mailsync: $path: cut [0-9]+ bytes of an unfinished append \(interrupted run\)\$" <<<"$ERR")
+				ERR=$(grep -Ev "^mailsync: $path: cut [0-9]+ bytes of an unfinished append \(interrupted run\)\$|^mailsync: crash: INBOX: state was missing; rebuilt from the store: [0-9]+ messages\$" <<<"$ERR")
 				assert_eq "$RC $ERR" "0 " "$label $s N=$n: the clean run exits 0 (recovery notices only)"
 				or_complete "$U" INBOX "$kind" "$path" "$label $s N=$n after the clean run"
 			} >"$d/tap"
@@ -188,4 +192,22 @@ crash_matrix() {
 			T_FAIL=$((T_FAIL - 1))
 		fi
 	done
+}
+
+# or_record_files U F FILE...: like or_record for a folder that was empty
+# and got FILE... appended in this order (UIDs ascending), hashing the files
+# themselves (CRLF -> LF) instead of fetching every body back: for messages
+# with CRLF line ends only, which is what Dovecot sends back.
+or_record_files() {
+	local u=$1 f=$2
+	shift 2
+	mkdir -p "$T/oracle"
+	paste -d' ' <(dv_uids "$u" "$f" | tr ' ' '\n') <(python3 -c '
+import hashlib, sys
+for p in sys.argv[1:]:
+    d = open(p, "rb").read()
+    if b"\n" in d.replace(b"\r\n", b""):
+        sys.exit("or_record_files: %s has a bare LF" % p)
+    print(hashlib.sha256(d.replace(b"\r\n", b"\n")).hexdigest())' "$@") \
+		>"$T/oracle/${f//\//_}.exp"
 }
