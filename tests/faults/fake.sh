@@ -63,6 +63,7 @@ fake_start() {
 	python3 "$FK_HERE/fakeserver.py" --proto "$proto" --scenario "$sc" \
 		--cert "${FK_SCERT:-$FK_CA}" --key "${FK_SKEY:-$FK_KEY}" \
 		--dir "$FK_DIR" --max-conn "$maxc" --time-limit "$tl" \
+		${FK_STARTTLS:+--starttls} \
 		>"$FK_DIR/stdout" 2>"$FK_DIR/stderr" &
 	FK_PID=$!
 	ms_cleanup_add "fake_stop_pid $FK_PID"

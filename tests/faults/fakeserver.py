@@ -231,13 +231,16 @@ class Server:
                 return
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.a.cert, self.a.key)
-            try:
-                sock = ctx.wrap_socket(raw, server_side=True)
-            except (ssl.SSLError, OSError) as ex:
-                self.log(conn, "*", "tls-fail " + esc(str(ex).encode()))
-                return
-            self.log(conn, "*", "tls-ok")
+            self.ctx = ctx
+            if not self.a.starttls:
+                try:
+                    sock = ctx.wrap_socket(raw, server_side=True)
+                except (ssl.SSLError, OSError) as ex:
+                    self.log(conn, "*", "tls-fail " + esc(str(ex).encode()))
+                    return
+                self.log(conn, "*", "tls-ok")
             h = (Imap if self.a.proto == "imap" else Pop3)(self, sock, conn)
+            h.tls = not self.a.starttls
             try:
                 h.run()
             except Closed as ex:
@@ -245,6 +248,7 @@ class Server:
             except (OSError, ssl.SSLError) as ex:
                 self.log(conn, "*", "io-error " + esc(str(ex).encode()))
             h.on_end()
+            sock = h.sock
         finally:
             try:
                 sock.close()
@@ -336,6 +340,30 @@ class Conn:
 
     def stall(self, sock, what):
         self.srv.stall(self.conn, sock, what)
+
+    def start_tls(self, ok):
+        """STARTTLS / STLS (server run with --starttls): answer ok, plus
+        faults.starttls_inject bytes in the same write (they are plaintext
+        a client must discard), or stall (faults.stall_starttls)."""
+        if self.tls or self.f("no_starttls"):
+            w = ok.split(" ")
+            self.send(("-ERR" if w[0] == "+OK" else w[0] + " BAD")
+                      + " no TLS for you\r\n")
+            return
+        self.send(ok + "\r\n" + (self.f("starttls_inject") or ""))
+        if self.f("stall_starttls"):
+            self.stall(self.sock, "starttls")
+            raise Closed("stalled")
+        if self.buf:
+            self.srv.log(self.conn, "*", "discard-plaintext " + esc(self.buf))
+        self.buf = b""
+        try:
+            self.sock = self.srv.ctx.wrap_socket(self.sock, server_side=True)
+        except (ssl.SSLError, OSError) as ex:
+            self.srv.log(self.conn, "*", "tls-fail " + esc(str(ex).encode()))
+            raise Closed("tls failed")
+        self.tls = True
+        self.srv.log(self.conn, "*", "tls-ok")
 
     def gen_seg(self, s, tag):
         """{"repeat": text, "times": n} or {"seq": "fmt with %d",
@@ -529,8 +557,11 @@ class Imap(Conn):
         self.srv.log(self.conn, tag, esc(body))
 
     def caps(self):
-        return self.srv.sc.get("capability",
-                               "IMAP4rev1 UIDPLUS AUTH=PLAIN SASL-IR")
+        c = self.srv.sc.get("capability",
+                            "IMAP4rev1 UIDPLUS AUTH=PLAIN SASL-IR")
+        if not getattr(self, "tls", True) and not self.f("no_starttls"):
+            c = c.replace("AUTH=PLAIN", "") + " STARTTLS LOGINDISABLED"
+        return c
 
     def raw_reply(self, tag, name):
         """faults.raw: {"CMD": [segments]}: send these bytes instead of the
@@ -576,6 +607,9 @@ class Imap(Conn):
     def c_NOOP(self, tag, args):
         self.send("%s OK noop\r\n" % tag)
 
+    def c_STARTTLS(self, tag, args):
+        self.start_tls("%s OK Begin TLS negotiation now" % tag)
+
     def c_ID(self, tag, args):
         self.send('* ID NIL\r\n%s OK id\r\n' % tag)
 
@@ -583,6 +617,10 @@ class Imap(Conn):
         self.send("* ENABLED\r\n%s OK enabled\r\n" % tag)
 
     def login_ok(self, tag, user, pw):
+        if not self.tls:
+            self.srv.log(self.conn, "*", "CLEARTEXT-CREDENTIALS")
+            self.send("%s NO [PRIVACYREQUIRED] use STARTTLS\r\n" % tag)
+            return
         lr = self.f("login_reply")
         if lr:
             self.send("%s %s\r\n" % (tag, lr))
@@ -895,6 +933,8 @@ class Pop3(Conn):
             c = ["TOP", "USER", "SASL PLAIN", "PIPELINING"]
             if not self.f("no_uidl"):
                 c.insert(1, "UIDL")
+        if not getattr(self, "tls", True) and not self.f("no_starttls"):
+            c = c + ["STLS"]
         return c
 
     def run(self):
@@ -951,6 +991,9 @@ class Pop3(Conn):
                 self.drop("raw reply")
         return True
 
+    def c_STLS(self, args):
+        self.start_tls("+OK Begin TLS negotiation")
+
     def c_CAPA(self, args):
         self.send("+OK capa\r\n" + "".join(c + "\r\n" for c in self.caps())
                   + ".\r\n")
@@ -960,6 +1003,10 @@ class Pop3(Conn):
         self.send("+OK user\r\n")
 
     def login(self, pw):
+        if not self.tls:
+            self.srv.log(self.conn, "*", "CLEARTEXT-CREDENTIALS")
+            self.send("-ERR use STLS\r\n")
+            return
         lr = self.f("login_reply")
         if lr:
             self.send(lr + "\r\n")
@@ -1093,6 +1140,8 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--max-conn", type=int, default=4)
     ap.add_argument("--time-limit", type=float, default=60)
+    ap.add_argument("--starttls", action="store_true",
+                    help="plain TCP, TLS only after STARTTLS/STLS")
     a = ap.parse_args()
     Server(a).run()
 
