@@ -107,19 +107,17 @@ or_idempotent() {
 #   O2 right after the kill, then run once without faults and check that
 #   the result equals the fault-free one (every message exactly once and
 #   byte-identical, server empty).  PROTO imaps|pop3s, KIND maildir|mbox.
-#   Known engine bug: a kill after some messages are committed to the store
-#   (Maildir rename, mbox append + index) but before the state journal
-#   record makes the clean run store them again (a duplicate, no loss); such duplicates are printed as "# KNOWN BUG" and
-#   counted in ORACLE_DUPS instead of failing, unless CRASH_STRICT=1.
-#   Known engine bug 2: mbox, a kill while the dotlock is held leaves it,
-#   and the next runs exit 75 until it is 5 minutes old; the test then ages
-#   the dotlock (touch -d '-6 minutes'), counted in ORACLE_STALE, unless
-#   CRASH_STRICT=1.
+#   Two engine bugs this found (fixed in 6550ff7 and d430a91) can be
+#   tolerated with CRASH_LENIENT=1 (for bisecting older builds): a kill
+#   after the store commit (Maildir rename, mbox append + index) but before
+#   the state record made the clean run store the messages again (counted
+#   in ORACLE_DUPS), and mailsync's own mbox dotlock outlived SIGKILL and
+#   blocked runs for 5 minutes (the test then ages it; ORACLE_STALE).
 #   Uses $U; prints one summary assert per syscall (plus failures).
 crash_matrix() {
 	local proto=$1 kind=$2 calls=$3 nmsg=$4 label=$5 s n i d store path
 	local killed fails dups aged ORACLE_DUP_KNOWN=
-	[ "${CRASH_STRICT:-0}" = 1 ] ||
+	[ "${CRASH_LENIENT:-0}" = 1 ] &&
 		ORACLE_DUP_KNOWN="stored again after a kill between the store commit and the state record"
 	ORACLE_DUPS=0
 	for s in ${calls//,/ }; do
@@ -148,7 +146,10 @@ crash_matrix() {
 			if [ "$RC" = 0 ]; then
 				# no N-th call: the run completed; it must be complete
 				or_complete "$U" INBOX "$kind" "$path" "$label $s: fault-free run (N=$n)" >"$d/tap"
-				grep '^not ok' "$d/tap" && T_FAIL=$((T_FAIL + 1))
+				if grep '^not ok' "$d/tap"; then
+					T_FAIL=$((T_FAIL + $(grep -c '^not ok' "$d/tap")))
+					grep -A3 '^not ok' "$d/tap" | grep '^#' | head -6
+				fi
 				break
 			fi
 			if [ "$RC" != 137 ]; then
@@ -156,10 +157,10 @@ crash_matrix() {
 				continue
 			fi
 			killed=$((killed + 1)) aged=0
-			if [ "$kind" = mbox ] && [ -e "$path.lock" ] && [ "${CRASH_STRICT:-0}" != 1 ]; then
+			if [ "$kind" = mbox ] && [ -e "$path.lock" ] && [ "${CRASH_LENIENT:-0}" = 1 ]; then
 				# known: mailsync's own dotlock outlives SIGKILL and
 				# blocks every run (exit 75) until it is 5 minutes old
-				echo "# KNOWN BUG (stale dotlock after SIGKILL blocks runs for 5 min): $label $s N=$n"
+				echo "# KNOWN BUG (CRASH_LENIENT; stale dotlock after SIGKILL): $label $s N=$n"
 				ORACLE_STALE=$((${ORACLE_STALE:-0} + 1))
 				touch -d '-6 minutes' "$path.lock"
 				aged=1
@@ -168,9 +169,11 @@ crash_matrix() {
 				or_check "$U" INBOX "$kind" "$path" "$label $s N=$n after the kill"
 				run_ms -c "$d/c.ini"
 				# recovery notices are fine: an aged dotlock removed,
-				# an interrupted mbox append cut away, state rebuilt
+				# an interrupted mbox append cut away, state rebuilt,
+				# stored-but-unrecorded messages recorded
 				[ $aged = 1 ] && ERR=$(grep -v "^mailsync: $path.lock: removed a stale dotlock" <<<"$ERR")
-				ERR=$(grep -Ev "^mailsync: $path: cut [0-9]+ bytes of an unfinished append \(interrupted run\)\$|^mailsync: crash: INBOX: state was missing; rebuilt from the store: [0-9]+ messages\$" <<<"$ERR")
+				ERR=$(grep -v "^mailsync: $path.lock: removed the dotlock of a process that no longer exists\$" <<<"$ERR")
+				ERR=$(grep -Ev "^mailsync: $path: cut [0-9]+ bytes of an unfinished append \(interrupted run\)\$|^mailsync: crash: INBOX: state was missing; rebuilt from the store: [0-9]+ messages\$|^mailsync: crash: INBOX: [0-9]+ messages were stored but not recorded \(an interrupted run\); recorded now, not fetched again\$" <<<"$ERR")
 				assert_eq "$RC $ERR" "0 " "$label $s N=$n: the clean run exits 0 (recovery notices only)"
 				or_complete "$U" INBOX "$kind" "$path" "$label $s N=$n after the clean run"
 			} >"$d/tap"

@@ -76,9 +76,10 @@ kill -9 "$mpid"
 wait $spid 2>/dev/null
 or_check $U INBOX maildir "$T/B/INBOX" "F37b after kill -9"
 run_ms -c "$T/b.ini"
+# the one notice allowed: messages the killed run stored but did not record
+ERR=$(grep -Ev '^mailsync: kb: INBOX: [0-9]+ messages were stored but not recorded \(an interrupted run\); recorded now, not fetched again$' <<<"$ERR")
 assert_eq "$RC $ERR" "0 " "F37b: after kill -9 the lock is free and the next run exits 0"
-ORACLE_DUP_KNOWN="stored again after a kill between the store commit and the state record" \
-	or_complete $U INBOX maildir "$T/B/INBOX" "F37b"
+or_complete $U INBOX maildir "$T/B/INBOX" "F37b"
 
 # ---- (c) the mbox held by another program ----
 dv_seed $U INBOX "$T"/m{1..3}
@@ -108,13 +109,13 @@ assert_eq "$([ $took -ge 1900 ] && [ $took -lt 5000 ] && echo bounded)" bounded 
 assert_eq "$(stat -c %s "$T/C/INBOX")" "$size0" "F37c fcntl: nothing appended"
 assert_eq "$(dv_commands $U | grep -Eci ' (UID )?(STORE|EXPUNGE)')" 0 "F37c fcntl: nothing deleted on the server"
 assert_eq "$(dv_count $U INBOX)" 3 "F37c fcntl: all 3 still on the server"
-# a fresh dotlock of another program
-echo 4242 >"$T/C/INBOX.lock"
+# a fresh dotlock of another program that is alive (this shell)
+echo $$ >"$T/C/INBOX.lock"
 dv_rawlog_clear $U
 run_ms -c "$T/c.ini"
 assert_eq "$RC" 75 "F37c dotlock: fresh INBOX.lock exits 75"
 assert_match "$ERR" "mbox $T/C/INBOX is locked by another program \\(dotlock" "F37c dotlock: names the dotlock"
-assert_eq "$(stat -c %s "$T/C/INBOX") $(cat "$T/C/INBOX.lock")" "$size0 4242" \
+assert_eq "$(stat -c %s "$T/C/INBOX") $(cat "$T/C/INBOX.lock")" "$size0 $$" \
 	"F37c dotlock: nothing appended, the other program's dotlock left alone"
 assert_eq "$(dv_commands $U | grep -Eci ' (UID )?(STORE|EXPUNGE)')" 0 "F37c dotlock: nothing deleted on the server"
 rm -f "$T/C/INBOX.lock"

@@ -5,9 +5,8 @@
 # After every kill: every message gone from the server is stored locally,
 # byte-identical (O1/O3), and no duplicate (O2); after the clean run: every
 # message stored (and, for delete, the server empty), and the run after
-# that fetches, deletes and stores nothing (O6).  Duplicates and stale mbox
-# dotlocks left by SIGKILL are known engine bugs (lib_oracle.sh), reported
-# as "# KNOWN BUG" and not failed unless CRASH_STRICT=1.
+# that fetches, deletes and stores nothing (O6).  CRASH_LENIENT=1 tolerates
+# duplicates and stale dotlocks (bugs fixed in 6550ff7, d430a91).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
 . "$here/../lib/dovecot.sh"
@@ -19,7 +18,7 @@ dovecot_start
 U=$DV_USER
 FOLDERS="INBOX Work Archive"
 ITER=${F06_ITER:-30}
-[ "${CRASH_STRICT:-0}" = 1 ] ||
+[ "${CRASH_LENIENT:-0}" = 1 ] &&
 	ORACLE_DUP_KNOWN="stored again after a kill between the store commit and the state record"
 python3 "$here/../lib/gen_corpus.py" "$T/corpus" --count 300 --seed 6 >/dev/null
 seed_all() { # empty the folders, append 100 corpus messages to each
@@ -51,7 +50,7 @@ for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 		esac
 		for f in $FOLDERS; do
 			p=$M/$f
-			if [ $kind = mbox ] && [ -e "$p.lock" ] && [ "${CRASH_STRICT:-0}" != 1 ]; then
+			if [ $kind = mbox ] && [ -e "$p.lock" ] && [ "${CRASH_LENIENT:-0}" = 1 ]; then
 				stale=$((stale + 1))
 				touch -d '-6 minutes' "$p.lock"
 			fi
@@ -62,7 +61,7 @@ for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 	done
 	ok "F06 $variant: $ITER runs, $killed killed by SIGKILL; O1/O3 and O2 checked after each"
 	run_ms -c "$T/$variant.ini"
-	ERR=$(grep -v 'removed a stale dotlock\|cut [0-9]* bytes of an unfinished append\|state was missing; rebuilt' <<<"$ERR")
+	ERR=$(grep -v 'removed a stale dotlock\|cut [0-9]* bytes of an unfinished append\|state was missing; rebuilt\|removed the dotlock of a process that no longer exists\|were stored but not recorded (an interrupted run)' <<<"$ERR")
 	assert_eq "$RC $ERR" "0 " "F06 $variant: the clean run exits 0 (recovery notices only)"
 	for f in $FOLDERS; do
 		if [ $policy = delete ]; then
@@ -76,5 +75,5 @@ for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 	done
 	or_idempotent $U "$kind" "$M/INBOX" "F06 $variant" -c "$T/$variant.ini"
 done
-echo "# stale dotlocks aged by the test (known bug): $stale"
+[ "$stale" = 0 ] || echo "# stale dotlocks aged by the test (CRASH_LENIENT): $stale"
 t_done
