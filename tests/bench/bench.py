@@ -857,7 +857,10 @@ def write_report(res, refs, mem, total):
          "messages, %d repetition(s), median wall time; RSS is the "
          "largest of the repetitions (GNU time %%M)." % (PRESET, REPS), ""]
     L += machine()
-    L += ["- bench wall time: %.0f s" % total, ""]
+    L += ["- load average at the end: %s (other jobs on the machine make "
+          "the times noisy: compare within one report only)"
+          % sh("cut -d' ' -f1-3 /proc/loadavg"),
+          "- bench wall time: %.0f s" % total, ""]
     n, b = res.meta["imap-full"]
     L += ["Corpus: %d messages, %.1f MB as sent (CRLF), in %d folders "
           "(%s); INBOX %d messages, %.1f MB.  Most messages 2-20 KB of text, "
@@ -871,7 +874,15 @@ def write_report(res, refs, mem, total):
           "direction.  Every tool verifies the server certificate "
           "(its CA file option).  Every time counted was verified: "
           "message count for all tools, SHA-256 of every message for "
-          "mailsync's full runs.", ""]
+          "mailsync's full runs.  Each tool runs with its default "
+          "durability settings (mbsync FSync yes, offlineimap fsync on, "
+          "mailsync fsync per chunk) and keeps everything on the server; "
+          "the store is on the disk above (not tmpfs); `sync` runs before "
+          "every timed run, and follow-up runs start 1.1 s after the "
+          "previous one (mbsync sleeps a second when a Maildir changed "
+          "within the current second, which would not happen between "
+          "runs minutes apart).  The server is warm (doveadm fetch of "
+          "everything before timing).", ""]
     notes = getattr(res, "notes", {})
     for k, v in notes.items():
         L.append("- %s: %s" % (k, v))
