@@ -148,12 +148,12 @@ dv_seed $DV_USER2 INBOX "$T"/i{1..5}
 or_record $U INBOX
 uids=($(dv_uids $U INBOX))
 # the reference run on bob's identical mailbox numbers the fsync calls
-strace -f -qq -y -o "$T/ref.trace" -e trace=fsync,fdatasync "$MAILSYNC" -c "$T/ref.ini" >/dev/null 2>&1
+ms_strace -f -qq -y -o "$T/ref.trace" -e trace=fsync,fdatasync "$MAILSYNC" -c "$T/ref.ini" >/dev/null 2>&1
 rfile=$(grep -oE 'Ref/INBOX/tmp/[^>]*' "$T/ref.trace" | sed -n 3p)
 when=$(grep -nE 'fsync|fdatasync' "$T/ref.trace" | grep -F "$rfile" | cut -d: -f1)
 assert_match "$when" '^[0-9]+$' "F03: the third message's fsync is call $when of the reference run"
 dv_rawlog_clear $U
-strace -f -qq -o /dev/null -e trace=fsync,fdatasync \
+ms_strace -f -qq -o /dev/null -e trace=fsync,fdatasync \
 	-e inject=fsync,fdatasync:error=EIO:when="$when" "$MAILSYNC" -c "$T/eio.ini" >"$T/out" 2>"$T/err"
 RC=$? ERR=$(cat "$T/err")
 assert_eq "$RC" 74 "F03: EIO from fsync exits 74"

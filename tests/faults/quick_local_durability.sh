@@ -20,7 +20,7 @@ for i in $(seq 1 20); do
 done
 
 trace_run() { # TRACE CONFIG
-	strace -f -ttt -s 65536 -o "$1" \
+	ms_strace -f -ttt -s 65536 -o "$1" \
 		-e trace=openat,write,fsync,fdatasync,close,rename,renameat,renameat2,link,linkat,dup,dup2,dup3,fcntl \
 		"$MAILSYNC" -c "$2" >"$T/out" 2>"$T/err"
 	RC=$?

@@ -26,10 +26,15 @@ done
 dv_seed $U INBOX "$T"/m{1..12}
 or_record $U INBOX
 sessions() { ls "$DV_RAWLOG/$U"/*.in 2>/dev/null | wc -l; }
-child_of() { # PID: the pid of mailsync under strace PID (waits up to 5 s)
-	local i c
+child_of() { # PID: the mailsync below PID (strace, maybe a subshell between)
+	local i c g
 	for ((i = 0; i < 50; i++)); do
-		c=$(pgrep -P "$1" -x mailsync) && { echo "$c"; return 0; }
+		for c in $(pgrep -P "$1"); do
+			for g in $c $(pgrep -P "$c"); do
+				[ "$(cat /proc/$g/comm 2>/dev/null)" = mailsync ] &&
+					{ echo "$g"; return 0; }
+			done
+		done
 		sleep 0.1
 	done
 	return 1
@@ -38,7 +43,7 @@ child_of() { # PID: the pid of mailsync under strace PID (waits up to 5 s)
 # ---- (a) a second run while the first holds the lock ----
 ms_write_config "$T/a.ini" lk imaps "maildir:$T/A" policy=keep
 # the first run sleeps 3 s on its first rename into the Maildir
-strace -f -qq -o /dev/null -e trace=renameat2 \
+ms_strace -f -qq -o /dev/null -e trace=renameat2 \
 	-e inject=renameat2:delay_enter=2000000:when=1 \
 	"$MAILSYNC" -c "$T/a.ini" >"$T/out.a1" 2>"$T/err.a1" &
 spid=$!
@@ -63,7 +68,7 @@ assert_eq "$(verify_maildir $U INBOX "$T/A/INBOX")" "12 0" "F37a: the first run 
 
 # ---- (b) kill -9 in the middle, then a clean run ----
 ms_write_config "$T/b.ini" kb imaps "maildir:$T/B" policy=delete
-strace -f -qq -o /dev/null -e trace=renameat2 \
+ms_strace -f -qq -o /dev/null -e trace=renameat2 \
 	-e inject=renameat2:delay_enter=2000000:when=5 \
 	"$MAILSYNC" -c "$T/b.ini" >/dev/null 2>&1 &
 spid=$!
