@@ -256,7 +256,6 @@ def check(tr, proto, store, state, ident, t_del, bad):
         if ts_dsync is None:
             return fail("no fsync of %s after the rename" % newdir)
         ts_local = ts_dsync
-        idrec = None
     else:
         pat = re.compile((r"^m .* u \d+ %s$" if proto == "imap" else
                           r"^m .* p %s$") % re.escape(ident), re.M)

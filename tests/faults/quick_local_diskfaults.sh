@@ -52,7 +52,7 @@ for i in $(seq 1 20); do msg "$T/e$i" "e$i" $((i % 4 + 1)); done
 msg "$T/e8" e8-big 2048
 dv_seed $U INBOX "$T"/e{1..20}
 or_record $U INBOX
-uids=($(dv_uids $U INBOX))
+read -ra uids <<<"$(dv_uids $U INBOX)"
 big=${uids[7]}
 ms_write_config "$T/enospc.ini" enospc imaps "maildir:$T/sp/Mail" policy=delete
 mkdir -p "$T/sp" "$T/sp-copy"
@@ -84,7 +84,6 @@ case " $left " in
 *) not_ok "F01 maildir: the big message and every later one still on the server" "left: $left" ;;
 esac
 or_check $U INBOX maildir "$T/sp-copy/1/INBOX" "F01 maildir run 1"
-nleft=$(wc -w <<<"$left")
 n1=$(md_count "$T/sp-copy/1/INBOX")
 in_tmpfs 16m "$T/sp-copy/1" "$T/sp-copy/2" "$T/enospc.ini"
 assert_eq "$RC" 0 "F01 maildir: after enlarging, the next run exits 0"
@@ -146,7 +145,7 @@ run_ms -c "$T/ref.ini" # both accounts: state and folders exist
 dv_seed $U INBOX "$T"/i{1..5}
 dv_seed $DV_USER2 INBOX "$T"/i{1..5}
 or_record $U INBOX
-uids=($(dv_uids $U INBOX))
+read -ra uids <<<"$(dv_uids $U INBOX)"
 # the reference run on bob's identical mailbox numbers the fsync calls
 ms_strace -f -qq -y -o "$T/ref.trace" -e trace=fsync,fdatasync "$MAILSYNC" -c "$T/ref.ini" >/dev/null 2>&1
 rfile=$(grep -oE 'Ref/INBOX/tmp/[^>]*' "$T/ref.trace" | sed -n 3p)
