@@ -220,3 +220,19 @@ for p in sys.argv[1:]:
     print(hashlib.sha256(d.replace(b"\r\n", b"\n")).hexdigest())' "$@") \
 		>"$T/oracle/${f//\//_}.exp"
 }
+
+# or_append_files U F FILE...: append FILE... to folder F over IMAP and add
+# them to F's record (their UIDs are the new ones above every recorded UID)
+or_append_files() {
+	local u=$1 f=$2 max exp pw=$DV_PASS
+	shift 2
+	exp="$T/oracle/${f//\//_}.exp"
+	[ "$u" = "$DV_USER2" ] && pw=$DV_PASS2
+	python3 "$(dirname "$ORACLE_SPLIT")/imap_append.py" "$DV_IMAPS_PORT" "$DV_CA" "$u" "$pw" "$f" 0 "$@" || return 1
+	max=$(cut -d' ' -f1 "$exp" | sort -n | tail -1)
+	paste -d' ' <(dv_uids "$u" "$f" | tr ' ' '\n' | awk -v m="${max:-0}" '$1 > m') \
+		<(python3 -c '
+import hashlib, sys
+for p in sys.argv[1:]:
+    print(hashlib.sha256(open(p, "rb").read().replace(b"\r\n", b"\n")).hexdigest())' "$@") >>"$exp"
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # F06 kill -9 at random moments: 300 mixed-size messages (gen_corpus.py) in
-# 3 folders, policies keep and delete, Maildir and mbox; 30 runs each cut
-# by `timeout -s KILL R` with R random in 0.02..0.60 s, then a clean run.
+# 3 folders, policies keep and delete, Maildir and mbox: 210 at the start,
+# one more per folder before each of 30 runs cut by `timeout -s KILL R`
+# with R random in 0.01..0.40 s (so that there is always work to cut),
+# then a clean run.
 # After every kill: every message gone from the server is stored locally,
 # byte-identical (O1/O3), and no duplicate (O2); after the clean run: every
 # message stored (and, for delete, the server empty), and the run after
@@ -21,27 +23,30 @@ ITER=${F06_ITER:-30}
 [ "${CRASH_LENIENT:-0}" = 1 ] &&
 	ORACLE_DUP_KNOWN="stored again after a kill between the store commit and the state record"
 python3 "$here/../lib/gen_corpus.py" "$T/corpus" --count 300 --seed 6 >/dev/null
-seed_all() { # empty the folders, append 100 corpus messages to each
+seed_all() { # empty the folders, append 70 corpus messages (1..210) to each
 	local k=0 f i files
 	for f in $FOLDERS; do
 		dv_doveadm expunge -u $U mailbox "$f" all 2>/dev/null
-		files=$(for ((i = k + 1; i <= k + 100; i++)); do printf '%s/%05d.eml ' "$T/corpus" $i; done)
+		files=$(for ((i = k + 1; i <= k + 70; i++)); do printf '%s/%05d.eml ' "$T/corpus" $i; done)
 		python3 "$here/../lib/imap_append.py" "$DV_IMAPS_PORT" "$DV_CA" $U "$DV_PASS" "$f" 0 $files
 		or_record_files $U "$f" $files
-		k=$((k + 100))
+		k=$((k + 70))
 	done
 }
 RANDOM=6
 stale=0
 for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 	policy=${variant%-*} kind=${variant#*-}
-	# keep-mbox finds the server as keep-maildir left it
-	[ $variant = keep-mbox ] || seed_all
+	seed_all
 	M=$T/$variant
 	ms_write_config "$T/$variant.ini" "rk-$variant" imaps "$kind:$M" policy=$policy
 	killed=0
 	for ((it = 1; it <= ITER; it++)); do
-		r=0.$(printf '%02d' $((RANDOM % 59 + 2)))
+		for ((j = 0; j < 3; j++)); do # message 211 + 3 (it - 1) + j
+			f=$(echo $FOLDERS | cut -d' ' -f$((j + 1)))
+			or_append_files $U "$f" "$(printf '%s/%05d.eml' "$T/corpus" $((211 + 3 * (it - 1) + j)))"
+		done
+		r=0.$(printf '%02d' $((RANDOM % 40 + 1)))
 		{ timeout -s KILL "$r" "$MAILSYNC" -c "$T/$variant.ini" >/dev/null 2>"$T/err.$it"; } 2>/dev/null
 		rc=$?
 		[ $rc = 137 ] && killed=$((killed + 1))
@@ -70,7 +75,7 @@ for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 			assert_eq "$(or_local "$kind" "$M/$f" | uniq | sha256sum)" \
 				"$(cut -d' ' -f2 "$T/oracle/$f.exp" | sort -u | sha256sum)" \
 				"F06 $variant $f: every message stored, byte-identical"
-			assert_eq "$(dv_count $U "$f")" 100 "F06 $variant $f: all 100 still on the server"
+			assert_eq "$(dv_count $U "$f")" $((70 + ITER)) "F06 $variant $f: all $((70 + ITER)) still on the server"
 		fi
 	done
 	or_idempotent $U "$kind" "$M/INBOX" "F06 $variant" -c "$T/$variant.ini"
