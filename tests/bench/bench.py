@@ -27,6 +27,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in tests/lib
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import gen_corpus  # noqa: E402
 import mboxrd_split  # noqa: E402
