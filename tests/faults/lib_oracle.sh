@@ -23,11 +23,7 @@
 #   or_idempotent U KIND PATH LABEL [mailsync args...]
 #                          O6: the next run exits 0, fetches nothing,
 #                          deletes nothing, changes no flag, stores nothing
-#   ms_strace ARGS...      strace with LeakSanitizer off (it cannot run
-#                          under ptrace; the rest of ASan/UBSan stays on)
-ms_strace() {
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace "$@"
-}
+#   ms_strace is in tests/lib/verify.sh
 
 ORACLE_SPLIT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../lib" && pwd)/mboxrd_split.py
 

@@ -27,7 +27,7 @@ check_case() {
 	# SIGKILL at the first write to the journal (the write is not
 	# done): the chunk is committed in the store, the state does not
 	# know it
-	strace -f -qq -o /dev/null -P "$dir/state/acct/INBOX.journal" \
+	ms_strace -f -qq -o /dev/null -P "$dir/state/acct/INBOX.journal" \
 		-e trace=write,pwrite64,writev \
 		-e inject=write,pwrite64,writev:signal=SIGKILL:when=1 \
 		"$MAILSYNC" -c "$dir/ms.ini" >/dev/null 2>&1 || true

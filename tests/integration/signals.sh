@@ -20,7 +20,8 @@ files=(); for i in $(seq 1 400); do files+=("$T/s$i"); done
 dv_import_inbox $U "${files[@]}"
 M=$T/Mail
 ms_write_config "$T/ms.ini" sig imaps "maildir:$M" policy=delete
-strace -f -qq -o /dev/null -e trace=rename,renameat,renameat2 \
+# (not ms_strace: $! must be strace itself, so its child is mailsync)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -o /dev/null -e trace=rename,renameat,renameat2 \
 	-e inject=rename,renameat,renameat2:delay_enter=20000 \
 	"$MAILSYNC" -c "$T/ms.ini" >"$T/out" 2>"$T/err" &
 pid=$!

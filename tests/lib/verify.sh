@@ -83,3 +83,10 @@ assert_same_set() {
 			"only in want: $(comm -13 <(sort <<<"$1") <(sort <<<"$2") | head -3 | tr '\n' ' ')"
 	fi
 }
+
+# ms_strace ARGS...: strace with LeakSanitizer off (it cannot run under
+# ptrace and would turn every exit code into 1 under `make sanitize`; the
+# rest of ASan/UBSan stays on)
+ms_strace() {
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace "$@"
+}
