@@ -115,30 +115,11 @@ print(" ".join(str(x) for x in v) if isinstance(v, list) else v)' \
 }
 
 fake_config() {
-	local file=$1 acct=$2 proto=$3 store=$4 kv k
-	local -A val=()
-	local keys=(source user password tls_ca_file store policy)
+	local file=$1 acct=$2 proto=$3 store=$4
 	shift 4
-	val[source]="$proto://127.0.0.1:$FK_PORT" val[user]=$FK_USER
-	val[password]=$FK_PASS val[tls_ca_file]=$FK_CA val[store]=$store
-	val[policy]=keep
-	for kv in "$@"; do
-		k=${kv%%=*}
-		[ -z "${val[$k]+x}" ] && keys+=("$k")
-		val[$k]=${kv#*=}
-	done
-	(
-		umask 077
-		{
-			echo "[general]"
-			echo "state_dir = ${FK_STATE:-$(dirname "$file")/state}"
-			echo "[$acct]"
-			for k in "${keys[@]}"; do
-				[ -n "${val[$k]}" ] && echo "$k = ${val[$k]}"
-			done
-		} >"$file"
-	)
-	chmod 0600 "$file"
+	ms_ini_write "$file" "$acct" "${FK_STATE:-$(dirname "$file")/state}" \
+		"$proto://127.0.0.1:$FK_PORT" "$FK_USER" "$FK_PASS" "$FK_CA" \
+		"$store" "$@"
 }
 
 # fk_gen N SIZE PREFIX: generated messages $T/PREFIX1..N (CRLF), each SIZE

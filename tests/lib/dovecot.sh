@@ -377,10 +377,38 @@ dv_rawlog_clear() {
 	rm -f "$DV_RAWLOG/$1"/*.in "$DV_RAWLOG/$1"/*.out
 }
 
-ms_write_config() {
-	local file=$1 acct=$2 proto=$3 store=$4 port kv k
+# ms_ini_write FILE ACCT STATE_DIR SOURCE USER PASSWORD CA STORE [KEY=VALUE...]
+# writes a one-account config (mode 0600, created under umask 077).
+# KEY=VALUE replaces a default key (an empty VALUE drops it), other keys
+# are appended in order.  Used by ms_write_config and fake_config.
+ms_ini_write() {
+	local file=$1 acct=$2 state=$3 kv k
 	local -A val=()
 	local keys=(source user password tls_ca_file store policy)
+	val[source]=$4 val[user]=$5 val[password]=$6 val[tls_ca_file]=$7
+	val[store]=$8 val[policy]=keep
+	shift 8
+	for kv in "$@"; do
+		k=${kv%%=*}
+		[ -z "${val[$k]+x}" ] && keys+=("$k")
+		val[$k]=${kv#*=}
+	done
+	(
+		umask 077
+		{
+			echo "[general]"
+			echo "state_dir = $state"
+			echo "[$acct]"
+			for k in "${keys[@]}"; do
+				[ -n "${val[$k]}" ] && echo "$k = ${val[$k]}"
+			done
+		} >"$file"
+	)
+	chmod 0600 "$file"
+}
+
+ms_write_config() {
+	local file=$1 acct=$2 proto=$3 store=$4 port kv user=$DV_USER pass=$DV_PASS
 	shift 4
 	case $proto in
 	imaps) port=$DV_IMAPS_PORT ;;
@@ -389,31 +417,14 @@ ms_write_config() {
 	pop3) port=$DV_POP3_PORT ;;
 	*) echo "ms_write_config: bad proto $proto" >&2; return 1 ;;
 	esac
-	val[source]="$proto://127.0.0.1:$port" val[user]=$DV_USER
-	val[password]=$DV_PASS val[tls_ca_file]=$DV_CA val[store]=$store
-	val[policy]=keep
-	# KEY=VALUE replaces a default key (an empty VALUE drops it), other
-	# keys are appended in order
-	for kv in "$@"; do
-		k=${kv%%=*}
-		[ -z "${val[$k]+x}" ] && keys+=("$k")
-		val[$k]=${kv#*=}
-	done
 	# user=$DV_USER2 without password= gets bob's password
+	for kv in "$@"; do
+		case $kv in user=*) user=${kv#user=} ;; esac
+	done
 	case " $* " in
 	*" password="*) ;;
-	*) [ "${val[user]}" = "$DV_USER2" ] && val[password]=$DV_PASS2 ;;
+	*) [ "$user" = "$DV_USER2" ] && pass=$DV_PASS2 ;;
 	esac
-	(
-		umask 077
-		{
-			echo "[general]"
-			echo "state_dir = $(dirname "$file")/state"
-			echo "[$acct]"
-			for k in "${keys[@]}"; do
-				[ -n "${val[$k]}" ] && echo "$k = ${val[$k]}"
-			done
-		} >"$file"
-	)
-	chmod 0600 "$file"
+	ms_ini_write "$file" "$acct" "$(dirname "$file")/state" \
+		"$proto://127.0.0.1:$port" "$DV_USER" "$pass" "$DV_CA" "$store" "$@"
 }
