@@ -38,11 +38,11 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 rc=0
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null \
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq </dev/null \
 	>/dev/null || rc=$?
 if [ $rc -eq 0 ]; then
 	# shellcheck disable=SC2086
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
 		--no-install-recommends \
 		-o Dpkg::Options::=--force-confdef \
 		-o Dpkg::Options::=--force-confold $missing </dev/null \

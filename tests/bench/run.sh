@@ -27,8 +27,8 @@ done
 if [ -n "$need" ]; then
 	echo "bench: installing$need" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	{ apt-get install -y -q $need || { apt-get update -q &&
-		apt-get install -y -q $need; }; } >/tmp/mailsync-bench-apt.log 2>&1 ||
+	{ apt-get -o DPkg::Lock::Timeout=300 install -y -q $need || { apt-get -o DPkg::Lock::Timeout=300 update -q &&
+		apt-get -o DPkg::Lock::Timeout=300 install -y -q $need; }; } >/tmp/mailsync-bench-apt.log 2>&1 ||
 		echo "bench: apt-get failed (see /tmp/mailsync-bench-apt.log);" \
 			"missing tools will be reported as failed" >&2
 fi
