@@ -9,6 +9,7 @@
  * file's directory, lexically normalised.
  */
 #include "config_int.h"
+#include "rules.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -339,6 +340,14 @@ static int set_folders(struct vctx *p, struct ms_account *a, const char *val)
 		}
 		if (wl == 0 || !strcmp(w, "!")) {
 			rc = bad(p, "has an empty pattern");
+			break;
+		}
+		if (w[w[0] == '!'] == '\\' &&
+		    !ms_rules_special_use(w + (w[0] == '!'))) {
+			rc = bad(p, "has an unknown special-use attribute "
+				 "\"%s\" (known: \\All \\Archive \\Drafts "
+				 "\\Flagged \\Junk \\Sent \\Trash)",
+				 w + (w[0] == '!'));
 			break;
 		}
 		v = realloc(a->folders, (a->nfolders + 1) * sizeof *v);

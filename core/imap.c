@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "rules.h"
 
 #define MAX_FOLDERS 100000ul
 
@@ -399,6 +400,7 @@ static int list_attrs(struct ms_source *s, unsigned *attrs, struct ms_err *e)
 		if (!strcasecmp(t.s, "\\Noselect") ||
 		    !strcasecmp(t.s, "\\NonExistent"))
 			*attrs |= MS_FOLDER_NOSELECT;
+		*attrs |= ms_rules_special_use(t.s);
 	}
 	return rc;
 }
@@ -474,7 +476,12 @@ static int imap_list(struct ms_source *s, ms_folder_cb cb, void *ctx,
 		return rc;
 	ms_buf_init(&c.name, MS_IMAP_MAX_TOKEN_DEFAULT);
 	ms_err_clear(&c.cberr);
-	rc = imap_run(s, "LIST \"\" \"*\"", "LIST", list_fn, &c,
+	/* RFC 6154: with SPECIAL-USE the server returns \\All, \\Sent...
+	 * when asked; Gmail and Dovecot also put them in a plain LIST,
+	 * which is all we send to other servers. */
+	rc = imap_run(s, (s->caps & IMAP_CAP_SPECIALUSE) ?
+		     "LIST \"\" \"*\" RETURN (SPECIAL-USE)" : "LIST \"\" \"*\"",
+		     "LIST", list_fn, &c,
 		     MAX_FOLDERS + 1000, e);
 	if (!rc && c.cbrc) {
 		*e = c.cberr;

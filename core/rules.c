@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define STACK_PATTERN 256
 
@@ -102,6 +103,36 @@ int ms_rules_match(const char *pattern, const char *folder)
 	return rc;
 }
 
+static const struct {
+	const char *name;
+	unsigned bit;
+} special[] = {
+	{ "\\All", MS_FOLDER_ALL },         { "\\Archive", MS_FOLDER_ARCHIVE },
+	{ "\\Drafts", MS_FOLDER_DRAFTS },   { "\\Flagged", MS_FOLDER_FLAGGED },
+	{ "\\Junk", MS_FOLDER_JUNK },       { "\\Sent", MS_FOLDER_SENT },
+	{ "\\Trash", MS_FOLDER_TRASH },
+};
+
+unsigned ms_rules_special_use(const char *attr)
+{
+	size_t i;
+
+	for (i = 0; attr && i < sizeof special / sizeof special[0]; i++)
+		if (!strcasecmp(attr, special[i].name))
+			return special[i].bit;
+	return 0;
+}
+
+/* A "\\Attr" pattern matches by attribute only: a folder literally named
+ * "\\Trash" is not matched by it (config validation refuses unknown
+ * attribute names, so a pattern starting with "\\" is never a glob). */
+static int pattern_match(const char *p, const char *folder, unsigned attrs)
+{
+	if (p[0] == '\\')
+		return (ms_rules_special_use(p) & attrs) != 0;
+	return ms_rules_match(p, folder);
+}
+
 // Folder selection (the wording of mailsync.ini(5)):
 //
 // The patterns of "folders" are read in order.  A pattern that starts
@@ -112,8 +143,13 @@ int ms_rules_match(const char *pattern, const char *folder)
 // except Junk, "folders = INBOX Lists/*" selects only INBOX and the
 // folders below Lists.  "*" matches any characters including the
 // hierarchy delimiter "/", "%" any characters except "/"; matching is
-// case-sensitive, except that the name INBOX matches in any case.
-int ms_rules_folder_selected(const struct ms_account *a, const char *folder)
+// case-sensitive, except that the name INBOX matches in any case.  A
+// pattern that starts with a backslash names an RFC 6154 special-use
+// attribute (\All, \Archive, \Drafts, \Flagged, \Junk, \Sent, \Trash,
+// any case) and matches the folder LIST marks with it, whatever its
+// (localised) name.
+int ms_rules_folder_selected(const struct ms_account *a, const char *folder,
+			     unsigned attrs)
 {
 	int selected;
 	size_t i;
@@ -125,7 +161,7 @@ int ms_rules_folder_selected(const struct ms_account *a, const char *folder)
 		const char *p = a->folders[i];
 		int exclude = p[0] == '!';
 
-		if (ms_rules_match(exclude ? p + 1 : p, folder))
+		if (pattern_match(exclude ? p + 1 : p, folder, attrs))
 			selected = !exclude;
 	}
 	return selected;

@@ -8,13 +8,20 @@
 #include <time.h>
 
 #include "config.h"
+#include "source.h"
 
 /* Does a folder (decoded UTF-8, '/'-separated) match one pattern?  '*'
  * matches anything, '%' anything but the delimiter '/'. */
 int ms_rules_match(const char *pattern, const char *folder);
+/* The MS_FOLDER_* bit of an RFC 6154 special-use attribute ("\\All",
+ * "\\Sent", ..., any case), 0 when the name is not one of them. */
+unsigned ms_rules_special_use(const char *attr);
 /* Apply an account's folders list: patterns in order, "!pat" excludes,
- * the last matching pattern wins; no patterns = everything. */
-int ms_rules_folder_selected(const struct ms_account *a, const char *folder);
+ * the last matching pattern wins; no patterns = everything.  A pattern
+ * that starts with a backslash ("\\Trash") matches the folder whose LIST
+ * attributes (attrs, MS_FOLDER_*) carry that special use, not a name. */
+int ms_rules_folder_selected(const struct ms_account *a, const char *folder,
+			     unsigned attrs);
 /* May this message be fetched under max_message_size? */
 int ms_rules_size_ok(const struct ms_account *a, uint64_t size);
 /* Does the policy want a stored message deleted on the server now?

@@ -181,7 +181,8 @@ int ms_list_folders(const struct ms_config *c, const struct ms_account *a,
 					 *rel ? "/" : "", rel);
 			free(rel);
 			sel = !(lf->attrs & MS_FOLDER_NOSELECT) &&
-			      ms_rules_folder_selected(a, lf->local);
+			      ms_rules_folder_selected(a, lf->local,
+						       lf->attrs);
 		} else if (lf->local) {
 			snprintf(lf->why, sizeof lf->why, "%s", ne.msg);
 		}

@@ -39,6 +39,15 @@ struct ms_msg {
 
 /* Folder as listed by the server. */
 #define MS_FOLDER_NOSELECT 0x01u
+/* RFC 6154 special-use attributes from LIST (Gmail: "[Gmail]/Alle
+ * Nachrichten" carries \All whatever the interface language). */
+#define MS_FOLDER_ALL      0x02u
+#define MS_FOLDER_ARCHIVE  0x04u
+#define MS_FOLDER_DRAFTS   0x08u
+#define MS_FOLDER_FLAGGED  0x10u
+#define MS_FOLDER_JUNK     0x20u
+#define MS_FOLDER_SENT     0x40u
+#define MS_FOLDER_TRASH    0x80u
 struct ms_folder {
 	const char *name;      /* server's raw name (modified UTF-7 for IMAP) */
 	char delim;            /* hierarchy delimiter, 0 when none (NIL) */

@@ -107,7 +107,7 @@ static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
 			       f->why);
 			continue;
 		}
-		if (!ms_rules_folder_selected(ar->a, f->local))
+		if (!ms_rules_folder_selected(ar->a, f->local, f->attrs))
 			continue;
 		sel->idx[sel->n] = i;
 		sel->names[sel->n++] = f->raw;

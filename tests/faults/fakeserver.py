@@ -70,6 +70,9 @@ class Msg:
         self.flags = list(d.get("flags", []))
         self.date = d.get("date", "01-Jan-2020 00:00:00 +0000")
         self.size_delta = int(d.get("size_delta", 0))
+        # Gmail mode (X-GM-EXT-1): the message's id across its labels
+        self.gm_msgid = d.get("gm_msgid")
+        self.gm_labels = list(d.get("gm_labels", []))
 
 
 def gen_msg(size, seed):
@@ -108,6 +111,8 @@ class Server:
                 "expunged": [],
                 "deleted": [],  # POP3: DELE-committed UIDLs
                 "noselect": fd.get("noselect", False),
+                # LIST attributes, e.g. ["\\All"] (RFC 6154 special use)
+                "attrs": list(fd.get("attrs", [])),
             }
             uid = 0
             for i, md in enumerate(fd.get("messages", [])):
@@ -702,7 +707,8 @@ class Imap(Conn):
             d = f["delim"]
             delim = b"NIL" if d is None else b'"' + d.encode() + b'"'
             name = f["name"].encode("utf-8", "surrogateescape")
-            attrs = "(\\Noselect)" if f["noselect"] else "()"
+            al = (["\\Noselect"] if f["noselect"] else []) + f["attrs"]
+            attrs = "(" + " ".join(al) + ")"
             self.send(b"* LIST " + attrs.encode() + b" " + delim + b" "
                       + astring(name) + b"\r\n")
         self.send("%s OK list done\r\n" % tag)
@@ -798,10 +804,16 @@ class Imap(Conn):
             "FLAGS": b"FLAGS " + flags.encode(),
             "INTERNALDATE": b'INTERNALDATE "' + m.date.encode() + b'"',
         }
-        order = ["UID", "RFC822.SIZE", "FLAGS", "INTERNALDATE"]
+        if m.gm_msgid is not None:
+            parts["X-GM-MSGID"] = b"X-GM-MSGID %d" % int(m.gm_msgid)
+            parts["X-GM-LABELS"] = b"X-GM-LABELS (" + b" ".join(
+                astring(x.encode()) for x in m.gm_labels) + b")"
+        order = ["UID", "RFC822.SIZE", "FLAGS", "INTERNALDATE",
+                 "X-GM-MSGID", "X-GM-LABELS"]
         if self.f("fetch_order") == "odd":
             order = ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "UID"]
-        pre = [parts[k] for k in order if k == "UID" or k in items]
+        pre = [parts[k] for k in order
+               if k == "UID" or (k in items and k in parts)]
         head = b"* %d FETCH (" % seq
         if not want_body:
             self.send(head + b" ".join(pre) + b")\r\n")
@@ -828,8 +840,8 @@ class Imap(Conn):
             body = "PEEK"
         elif "BODY[]" in spec or "RFC822 " in spec + " ":
             body = "BODY[]"
-        items = [k for k in ("RFC822.SIZE", "FLAGS", "INTERNALDATE")
-                 if k in spec]
+        items = [k for k in ("RFC822.SIZE", "FLAGS", "INTERNALDATE",
+                             "X-GM-MSGID", "X-GM-LABELS") if k in spec]
         self.untagged_extra("UID FETCH")
         ex = self.f("extra_fetch")
         for seq, m in enumerate(list(self.sel["msgs"]), 1):

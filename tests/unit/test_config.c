@@ -180,6 +180,7 @@ static const struct good {
 	{ "folders", "INBOX \"Sent Items\" !Junk !\"Old Stuff\"",
 	  "INBOX|Sent Items|!Junk|!Old Stuff" },
 	{ "folders", "*", "*" },
+	{ "folders", "* !\\Trash !\\junk \\All", "*|!\\Trash|!\\junk|\\All" },
 	{ "store", "maildir:~/Mail", "1 @/Mail" },
 	{ "store", "mbox:rel/./x", "2 @/rel/x" },
 	{ "store", "mbox:/var/mail/me", "2 /var/mail/me" },
@@ -245,6 +246,10 @@ static const struct bad {
 	{ "folders", "INBOX \"Sent", "has an unterminated quote" },
 	{ "folders", "INBOX ! Junk", "has an empty pattern" },
 	{ "folders", "\"\"", "has an empty pattern" },
+	{ "folders", "* !\\Bin", "has an unknown special-use attribute \"\\Bin\""
+	  " (known: \\All \\Archive \\Drafts \\Flagged \\Junk \\Sent \\Trash)" },
+	{ "folders", "\\", "has an unknown special-use attribute \"\\\""
+	  " (known: \\All \\Archive \\Drafts \\Flagged \\Junk \\Sent \\Trash)" },
 	{ "store", "imap:x", "must be maildir:PATH or mbox:PATH" },
 	{ "store", "Maildir:/x", "must be maildir:PATH or mbox:PATH" },
 	{ "store", "maildir:", "has no path" },

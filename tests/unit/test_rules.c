@@ -110,8 +110,52 @@ static void test_select(void)
 		snprintf(name, sizeof name, "select [%s] %s",
 			 sels[i].list ? sels[i].list : "(none)",
 			 sels[i].folder);
-		T_EQ_INT(ms_rules_folder_selected(&a, sels[i].folder),
+		T_EQ_INT(ms_rules_folder_selected(&a, sels[i].folder, 0),
 			 sels[i].want, name);
+	}
+}
+
+/* Special-use patterns match LIST attributes, not names (F25: Gmail's
+ * localised "[Gmail]/Papierkorb" is \Trash). */
+static void test_special_use(void)
+{
+	static const struct {
+		const char *list, *folder;
+		unsigned attrs;
+		int want;
+	} c[] = {
+	    {"* !\\Trash !\\Junk", "[Gmail]/Papierkorb", MS_FOLDER_TRASH, 0},
+	    {"* !\\Trash !\\Junk", "[Gmail]/Spam", MS_FOLDER_JUNK, 0},
+	    {"* !\\Trash !\\Junk", "Trash", 0, 1},
+	    {"* !\\Trash !\\Junk", "INBOX", 0, 1},
+	    {"\\All", "[Gmail]/Alle Nachrichten", MS_FOLDER_ALL, 1},
+	    {"\\all", "[Gmail]/Alle Nachrichten", MS_FOLDER_ALL, 1},
+	    {"\\All", "\\All", 0, 0},
+	    {"\\All", "INBOX", 0, 0},
+	    {"INBOX \\Sent", "[Gmail]/Gesendet",
+	     MS_FOLDER_SENT | MS_FOLDER_FLAGGED, 1},
+	    {"!\\Drafts", "Entw", MS_FOLDER_DRAFTS, 0},
+	    {"!\\Drafts", "Work", 0, 1},
+	    {"\\Archive \\Flagged", "Arch", MS_FOLDER_ARCHIVE, 1},
+	    {"\\Archive \\Flagged", "Star", MS_FOLDER_FLAGGED, 1},
+	    {"\\Bogus", "X", 0xffu, 0},
+	};
+	size_t i;
+
+	T_EQ_INT(ms_rules_special_use("\\TRASH"), MS_FOLDER_TRASH, "\\TRASH");
+	T_EQ_INT(ms_rules_special_use("\\Noselect"), 0, "\\Noselect: not one");
+	T_EQ_INT(ms_rules_special_use("Trash"), 0, "Trash: no backslash");
+	for (i = 0; i < sizeof c / sizeof c[0]; i++) {
+		struct ms_account a = {0};
+		char buf[256], name[320], *v[16];
+
+		snprintf(buf, sizeof buf, "%s", c[i].list);
+		a.nfolders = split(buf, v, 16);
+		a.folders = v;
+		snprintf(name, sizeof name, "special-use [%s] %s %#x",
+			 c[i].list, c[i].folder, c[i].attrs);
+		T_EQ_INT(ms_rules_folder_selected(&a, c[i].folder, c[i].attrs),
+			 c[i].want, name);
 	}
 }
 
@@ -221,6 +265,7 @@ int main(void)
 			 matches[i].want, name);
 	}
 	test_select();
+	test_special_use();
 	test_blowup();
 	test_long_pattern();
 	test_due();
