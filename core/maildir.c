@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "fsutil.h"
 #include "log.h"
 #include "maildir_int.h"
@@ -860,6 +862,44 @@ static int md_relabel(struct ms_store_folder *f, const char *ref,
 	return move_copy(f, sub, ref + 4, f->sub[sub], dpath, to, e);
 }
 
+/* ref: "cur/NAME" or "new/NAME" as scan gave it. */
+static int md_digest(struct ms_store_folder *f, const char *ref,
+		     unsigned char sha[32], struct ms_err *e)
+{
+	int sub = strncmp(ref, "cur/", 4) == 0	 ? SUB_CUR
+		  : strncmp(ref, "new/", 4) == 0 ? SUB_NEW
+						 : -1;
+	EVP_MD_CTX *md = NULL;
+	char *buf = NULL;
+	ssize_t n = 0;
+	int fd = -1, rc = 0;
+
+	if (sub < 0 || ref[4] == '.' || !ref[4] || strchr(ref + 4, '/') ||
+	    f->sub[sub] < 0)
+		return ms_err_set(e, MS_EINTERNAL, "%s: bad reference %s",
+				  f->path, ref);
+	if (!(buf = malloc(WBUF_SIZE)) || !(md = EVP_MD_CTX_new()) ||
+	    !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	fd = openat(f->sub[sub], ref + 4, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	while (fd >= 0 && (n = read(fd, buf, WBUF_SIZE)) > 0)
+		EVP_DigestUpdate(md, buf, (size_t)n);
+	if (fd < 0 || n < 0) {
+		rc = ms_err_sys(e, MS_EIO, errno, "cannot read %s/%s",
+				f->path, ref);
+		goto out;
+	}
+	EVP_DigestFinal_ex(md, sha, NULL);
+out:
+	if (fd >= 0)
+		close(fd);
+	EVP_MD_CTX_free(md);
+	free(buf);
+	return rc;
+}
+
 static void md_folder_close(struct ms_store_folder *f)
 {
 	if (!f)
@@ -882,6 +922,7 @@ const struct ms_store_ops ms_maildir_store = {
     .commit = md_commit,
     .scan = md_scan,
     .relabel = md_relabel,
+    .digest = md_digest,
     .set_flags = md_set_flags,
     .remove = md_remove,
     .folder_close = md_folder_close,

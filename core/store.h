@@ -67,6 +67,11 @@ struct ms_store_ops {
 	 * Used to re-match a folder after a UIDVALIDITY change. */
 	int (*relabel)(struct ms_store_folder *f, const char *ref,
 		       const struct ms_msg *m, struct ms_err *e);
+	/* Optional: SHA-256 of the stored copy named ref (from scan), as
+	 * stored (after CRLF -> LF), into sha.  Used to match messages by
+	 * content after a POP3 UIDL mass change. */
+	int (*digest)(struct ms_store_folder *f, const char *ref,
+		      unsigned char sha[32], struct ms_err *e);
 	/* Optional (mirror=flags): set a stored IMAP message's flags. */
 	int (*set_flags)(struct ms_store_folder *f, uint32_t uid,
 			 unsigned flags, struct ms_err *e);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "log.h"
 #include "names.h"
 #include "rules.h"
@@ -46,6 +48,50 @@ int ms_sync_stopped(const struct ms_folder_run *fr)
 
 /* ---- the fetch sink: source bytes -> store ---- */
 
+/* Hash what the store keeps: CRLF -> LF, a lone CR kept (as maildir.c
+ * and mbox.c convert), across chunk boundaries. */
+static void hash_lf(struct ms_folder_run *fr, const char *p, size_t n)
+{
+	char out[4096];
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (fr->md_cr && p[i] != '\n')
+			out[o++] = '\r';
+		fr->md_cr = p[i] == '\r';
+		if (!fr->md_cr)
+			out[o++] = p[i];
+		if (o >= sizeof out - 2) {
+			EVP_DigestUpdate(fr->md, out, o);
+			o = 0;
+		}
+	}
+	EVP_DigestUpdate(fr->md, out, o);
+}
+
+static int hash_begin(struct ms_folder_run *fr, struct ms_err *e)
+{
+	if (!fr->md && !(fr->md = EVP_MD_CTX_new()))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	fr->md_cr = 0;
+	if (!EVP_DigestInit_ex(fr->md, EVP_sha256(), NULL))
+		return ms_err_set(e, MS_EINTERNAL, "SHA-256 unavailable");
+	return 0;
+}
+
+/* 1: the message is already stored (discard this copy), 0: store it. */
+static int hash_match(struct ms_folder_run *fr, const struct ms_msg *meta,
+		      struct ms_err *e)
+{
+	unsigned char sha[32];
+
+	if (fr->md_cr)
+		EVP_DigestUpdate(fr->md, "\r", 1);
+	fr->md_cr = 0;
+	EVP_DigestFinal_ex(fr->md, sha, NULL);
+	return fr->match(fr, sha, meta, e);
+}
+
 static int sink_begin(void *ctx, const struct ms_msg *m, uint64_t len,
 		      struct ms_err *e)
 {
@@ -65,6 +111,8 @@ static int sink_begin(void *ctx, const struct ms_msg *m, uint64_t len,
 		e->scope = MS_SCOPE_MESSAGE;
 		return rc;
 	}
+	if (fr->match && (rc = hash_begin(fr, e)) < 0)
+		return rc;
 	rc = fr->ar->sops->msg_begin(fr->sf, &fr->cur, e);
 	if (rc < 0)
 		fr->cur = NULL;
@@ -77,6 +125,8 @@ static int sink_data(void *ctx, const char *p, size_t n, struct ms_err *e)
 
 	if (!fr->cur)
 		return 0;
+	if (fr->match)
+		hash_lf(fr, p, n);
 	return fr->ar->sops->msg_write(fr->cur, p, n, e);
 }
 
@@ -96,8 +146,15 @@ static int sink_end(void *ctx, const struct ms_msg *m, struct ms_err *e)
 		meta.uidvalidity = fr->fs.uidvalidity;
 		meta.size = fr->cur_len;
 	}
-	rc = fr->ar->sops->msg_finish(fr->cur, &meta, e);
-	fr->cur = NULL;
+	if (fr->match && (rc = hash_match(fr, &meta, e)) != 0) {
+		fr->ar->sops->msg_abort(fr->cur);
+		fr->cur = NULL;
+		if (rc < 0)
+			return rc;
+	} else {
+		rc = fr->ar->sops->msg_finish(fr->cur, &meta, e);
+		fr->cur = NULL;
+	}
 	if (rc < 0)
 		return rc;
 	fr->chunk_bytes += fr->cur_len;
@@ -325,6 +382,9 @@ void ms_sync_folder_close(struct ms_folder_run *fr)
 		fr->ar->sops->folder_close(fr->sf);
 	if (fr->state)
 		ms_state_close(fr->state);
+	EVP_MD_CTX_free(fr->md);
+	fr->md = NULL;
+	fr->match = NULL;
 	fr->sf = NULL;
 	fr->state = NULL;
 }

@@ -60,6 +60,16 @@ struct ms_folder_run {
 	/* POP3: deletions sent, committed by QUIT */
 	struct ms_msg *pending;
 	size_t npending;
+
+	/* Content matching (POP3 UIDL mass change, F18c): when set, the
+	 * sink hashes every message as the store keeps it (CRLF -> LF) and
+	 * asks match(); 1 means "already stored": the copy is discarded
+	 * and match() has recorded the identity; 0 stores it as usual. */
+	int (*match)(struct ms_folder_run *fr, const unsigned char sha[32],
+		     const struct ms_msg *meta, struct ms_err *e);
+	void *match_ctx;
+	struct evp_md_ctx_st *md;    /* owned; NULL until first used */
+	int md_cr;                   /* a CR ended the previous chunk */
 };
 
 int ms_sync_grow(void **v, size_t *cap, size_t n, size_t size,

@@ -8,6 +8,14 @@
  * state, and the state forgets them only after QUIT's +OK, the POP3
  * commit: a run that dies between DELE and QUIT leaves the messages on the
  * server and recorded, so the next run skips and deletes them.
+ *
+ * A server that renumbers every UIDL (Dovecot's %08Xu%08Xv after a
+ * UIDVALIDITY change, F18c) would make keep mode store the whole maildrop
+ * again.  When more than half of the known UIDLs are gone and at least as
+ * many unknown ones appeared, the stored copies of the vanished UIDLs are
+ * hashed and every fetched message whose content matches one of them is
+ * recorded under its new UIDL instead of being stored a second time;
+ * nothing is deleted on the server that run.
  */
 #include "sync_int.h"
 
@@ -27,6 +35,23 @@ struct pop3_plan {
 	struct ms_msg *del;
 	size_t ndel;
 	int no_uidl;
+	int mass;             /* UIDL mass change: no deletions this run */
+};
+
+/* A stored copy whose UIDL vanished from the server (mass change). */
+struct gone_ent {
+	unsigned char sha[32];
+	char uidl[MS_UIDL_MAX + 1];
+	time_t first_seen;
+	int used;
+};
+
+struct mass_ctx {
+	struct pop3_plan *p;
+	const struct ms_msg **srv;  /* the server's messages by UIDL */
+	unsigned long known, gone, fresh, matched;
+	struct gone_ent *v;
+	size_t n, cap;
 };
 
 static int list_cb(void *ctx, const struct ms_msg *m, struct ms_err *e)
@@ -173,7 +198,7 @@ static void plan_deletes(struct pop3_plan *p)
 	uint64_t size;
 	time_t first;
 
-	if (a->policy == MS_POLICY_KEEP || p->no_uidl)
+	if (a->policy == MS_POLICY_KEEP || p->no_uidl || p->mass)
 		return;
 	for (size_t i = 0; i < p->nall; i++) {
 		struct ms_msg *m = &p->all[i];
@@ -186,12 +211,151 @@ static void plan_deletes(struct pop3_plan *p)
 	}
 }
 
+static int cmp_key_uidl(const void *k, const void *b)
+{
+	return strcmp(k, (*(const struct ms_msg *const *)b)->uidl);
+}
+
+static int on_server(const struct mass_ctx *c, const char *uidl)
+{
+	return bsearch(uidl, c->srv, c->p->nall, sizeof *c->srv,
+		       cmp_key_uidl) != NULL;
+}
+
+static int count_gone(void *ctx, const struct ms_msg *m, time_t first_seen)
+{
+	struct mass_ctx *c = ctx;
+
+	(void)first_seen;
+	c->known++;
+	if (m->uidl[0] && !on_server(c, m->uidl))
+		c->gone++;
+	return 0;
+}
+
+static int cmp_sha(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+/* Hash the stored copies of the vanished UIDLs. */
+static int add_gone(void *ctx, const struct ms_msg *m, const char *ref,
+		    struct ms_err *e)
+{
+	struct mass_ctx *c = ctx;
+	struct ms_folder_run *fr = c->p->fr;
+	struct gone_ent *g;
+	uint64_t size;
+	time_t first;
+	int rc;
+
+	if (!m->uidl[0] || on_server(c, m->uidl) ||
+	    !ms_state_has_uidl(fr->state, m->uidl, &size, &first))
+		return 0;
+	if ((rc = ms_sync_grow((void **)&c->v, &c->cap, c->n, sizeof *c->v,
+			       e)) < 0)
+		return rc;
+	g = &c->v[c->n];
+	memset(g, 0, sizeof *g);
+	if ((rc = fr->ar->sops->digest(fr->sf, ref, g->sha, e)) < 0)
+		return rc;
+	memcpy(g->uidl, m->uidl, sizeof g->uidl);
+	g->first_seen = first;
+	c->n++;
+	return 0;
+}
+
+/* The sink's question: is this content one of the vanished copies? */
+static int match_gone(struct ms_folder_run *fr, const unsigned char sha[32],
+		      const struct ms_msg *meta, struct ms_err *e)
+{
+	struct mass_ctx *c = fr->match_ctx;
+	struct gone_ent *g = bsearch(sha, c->v, c->n, sizeof *c->v, cmp_sha);
+	struct ms_msg old;
+	int rc;
+
+	if (!g)
+		return 0;
+	while (g > c->v && !memcmp(g[-1].sha, sha, 32))
+		g--;
+	for (; g < c->v + c->n && !memcmp(g->sha, sha, 32); g++) {
+		if (g->used)
+			continue;
+		/* the new UIDL keeps the old first-seen time (delete-after) */
+		g->used = 1;
+		memset(&old, 0, sizeof old);
+		memcpy(old.uidl, g->uidl, sizeof old.uidl);
+		if ((rc = ms_state_add(fr->state, meta, g->first_seen, e)) < 0 ||
+		    (rc = ms_state_del(fr->state, &old, e)) < 0)
+			return rc;
+		c->matched++;
+		return 1;
+	}
+	return 0;
+}
+
+/* F18c: more than half of the known UIDLs gone and at least as many new
+ * ones: match by content instead of storing everything again. */
+static int mass_detect(struct pop3_plan *p, struct mass_ctx *c,
+		       struct ms_err *e)
+{
+	struct ms_folder_run *fr = p->fr;
+	int rc;
+
+	memset(c, 0, sizeof *c);
+	c->p = p;
+	if (p->no_uidl || fr->state_status != MS_STATE_OK || !p->nall ||
+	    !ms_state_count(fr->state))
+		return 0;
+	if (!(c->srv = malloc(p->nall * sizeof *c->srv)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (size_t i = 0; i < p->nall; i++) {
+		c->srv[i] = &p->all[i];
+		if (!ms_state_has_uidl(fr->state, p->all[i].uidl, NULL, NULL))
+			c->fresh++;
+	}
+	qsort(c->srv, p->nall, sizeof *c->srv, cmp_uidl);
+	ms_state_foreach(fr->state, count_gone, c);
+	if (c->gone * 2 <= c->known || c->fresh < c->gone)
+		return 0;
+	p->mass = 1;
+	if (fr->ar->o->dry_run || !fr->ar->sops->digest || !p->ntodo)
+		return 0;
+	if ((rc = fr->ar->sops->scan(fr->sf, add_gone, c, e)) < 0)
+		return rc;
+	qsort(c->v, c->n, sizeof *c->v, cmp_sha);
+	fr->match = match_gone;
+	fr->match_ctx = c;
+	return 0;
+}
+
+static void mass_report(struct pop3_plan *p, struct mass_ctx *c)
+{
+	struct ms_folder_run *fr = p->fr;
+
+	if (!p->mass)
+		return;
+	if (fr->match)
+		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
+		       "last run; matched by content, %lu new",
+		       fr->ar->a->name, c->gone, c->known, fr->fetched);
+	else
+		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
+		       "last run; %s, %lu stored again", fr->ar->a->name,
+		       c->gone, c->known, fr->ar->o->dry_run ? "dry run" :
+		       "this store cannot match by content", fr->fetched);
+	fr->match = NULL;
+	fr->match_ctx = NULL;
+}
+
 static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 {
 	struct ms_folder_run *fr = p->fr;
 	const struct ms_account *a = fr->ar->a;
+	struct mass_ctx mc;
 	int rc;
 
+	memset(&mc, 0, sizeof mc);
 	if ((rc = fr->ar->sess.ops->ids(fr->ar->sess.src, list_cb, p, e)) < 0)
 		return rc;
 	if (p->no_uidl && a->policy != MS_POLICY_DELETE)
@@ -206,23 +370,31 @@ static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 		fr->hook_ctx = p;
 		fr->on_durable = on_durable_no_uidl;
 	}
+	if ((rc = mass_detect(p, &mc, e)) < 0)
+		goto out;
 	fr->total = p->ntodo;
 	if (!fr->ar->o->dry_run &&
 	    (rc = ms_sync_fetch(fr, p->todo, p->ntodo, e)) < 0)
-		return rc;
+		goto out;
 	fr->on_durable = NULL;
+	mass_report(p, &mc);
 	plan_deletes(p);
 	if (fr->ar->o->dry_run) {
 		fr->would_delete = p->ndel;
 	}
 	if ((rc = ms_sync_remove(fr, p->del, p->ndel, e)) < 0)
-		return rc;
+		goto out;
 	if (!fr->ar->o->dry_run && p->ndel) {
 		fr->pending = p->del; /* forgotten after QUIT's +OK */
 		fr->npending = p->ndel;
 		p->del = NULL;
 	}
-	return 0;
+out:
+	fr->match = NULL;     /* mc lives on this stack frame */
+	fr->match_ctx = NULL;
+	free(mc.srv);
+	free(mc.v);
+	return rc;
 }
 
 int ms_sync_pop3_folder(struct ms_folder_run *fr, struct ms_err *e)

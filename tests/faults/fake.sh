@@ -23,7 +23,8 @@
 # Scenario JSON: {"folders": [{"name": "INBOX", "delim": "/",
 #   "uidvalidity": 1234 (null: none), "messages": [{"file": F | "data": S |
 #   "gen": SIZE, "uid": U, "uidl": "x", "flags": [..], "date": "..",
-#   "size_delta": n, "gm_msgid": N, "gm_labels": [..]}],
+#   "size_delta": n, "gm_msgid": N, "gm_labels": [..], "from_conn": K
+#   (POP3: listed from connection K on)}],
 #   "attrs": ["\\All"], "list": "raw LIST tail"}],
 #   "capability": "...", "capa": [POP3 CAPA lines], "password": "...",
 #   "faults": {...}} ; fault knobs (each may carry "conn": K to act only on

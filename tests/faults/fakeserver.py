@@ -73,6 +73,8 @@ class Msg:
         # Gmail mode (X-GM-EXT-1): the message's id across its labels
         self.gm_msgid = d.get("gm_msgid")
         self.gm_labels = list(d.get("gm_labels", []))
+        # POP3: the message arrives for connection from_conn on
+        self.from_conn = int(d.get("from_conn", 1))
 
 
 def gen_msg(size, seed):
@@ -1027,7 +1029,8 @@ class Pop3(Conn):
             self.send("-ERR [AUTH] bad password\r\n")
             return
         self.authed = True
-        self.view = list(self.box["msgs"])  # message numbers: this session
+        # message numbers: this session
+        self.view = [m for m in self.box["msgs"] if m.from_conn <= self.conn]
         self.srv.log(self.conn, "*", "login-ok")
         self.send("+OK logged in\r\n")
 

@@ -6,11 +6,13 @@
 # (b) no UIDL command: keep -> refused (exit 76, clear message, nothing
 #     fetched); delete -> all fetched and deleted, exit 0, and a second run
 #     fetches nothing.
-# (c) every UIDL changed between two keep runs: no loss and no deletion;
-#     mailsync currently fetches them all again as new (duplicates; the
-#     mass-change detection FAULTS.md asks for is not implemented).  The
-#     test pins only the safe part (originals kept, no DELE) and prints the
-#     duplicate count.
+# (c) every UIDL changed between two keep runs and one message added
+#     (fake server, then Dovecot with doveadm mailbox update
+#     --uid-validity and pop3_uidl_format %08Xu%08Xv): run 2 reports
+#     "4 of 4 UIDLs changed since the last run; matched by content, 1 new"
+#     once, stores only the new message (Maildir = the 4 originals + 1,
+#     by hash), sends no DELE, the server keeps all 5; run 3 fetches
+#     nothing.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
 . "$here/../lib/dovecot.sh"
@@ -61,19 +63,56 @@ assert_eq "$RC" 0 "(b) delete, second run: exit 0"
 assert_eq "$(fake_count '^RETR')" 0 "(b) delete, second run: nothing fetched"
 fake_stop
 
-# (c) all UIDLs change between runs, keep
-fk_scenario "$T/c.json" "$msgs" '{"uidl_change": {"from_conn": 2, "suffix": "-renumbered"}}'
-fake_start pop3 "$T/c.json" 2 60
+# (c) all UIDLs change between runs (+1 new message), keep
+w=$(fk_gen 5 3000 w)
+w=$(python3 -c 'import json,sys; m=json.loads(sys.argv[1]); m[4]["from_conn"]=2; print(json.dumps(m))' "$w")
+fk_scenario "$T/c.json" "$w" '{"uidl_change": {"from_conn": 2, "suffix": "-renumbered"}}'
+fake_start pop3 "$T/c.json" 3 60
 fake_config "$T/c.ini" masschange pop3s "maildir:$T/C"
 run_ms -c "$T/c.ini"
-assert_eq "$RC$ERR" 0 "(c) run 1: exit 0"
-before=$(fk_stored_hashes "$T/C/INBOX")
+assert_eq "$RC$ERR" 0 "(c) run 1: exit 0, silent"
+assert_eq "$(fk_stored_hashes "$T/C/INBOX")" "$(fk_want_hashes "$T"/w[1-4])" "(c) run 1: the 4 messages stored"
 : >"$FK_DIR/log"
 run_ms -c "$T/c.ini"
 assert_eq "$RC" 0 "(c) run 2 after all UIDLs changed: exit 0"
+assert_eq "$ERR" "mailsync: masschange: 4 of 4 UIDLs changed since the last run; matched by content, 1 new" "(c) run 2: the mass change reported once, with the counts"
 assert_eq "$(fake_count '^DELE')" 0 "(c) run 2: nothing deleted"
-after=$(fk_stored_hashes "$T/C/INBOX")
-missing=$(comm -23 <(echo "$before") <(echo "$after") | wc -l)
-assert_eq "$missing" 0 "(c) run 2: every message of run 1 still stored (no loss)"
-echo "# (c) gap: $(fake_count '^RETR') RETR in run 2, $(wc -l <<<"$after") files after run 2 (4 before): no mass-change detection"
+assert_eq "$(fk_stored_hashes "$T/C/INBOX")" "$(fk_want_hashes "$T"/w[1-5])" "(c) run 2: exactly the 4 originals and the new one (no duplicate)"
+assert_eq "$(find "$T/C/INBOX" -type f -path '*/[nc][eu][wr]/*' | wc -l)" 5 "(c) run 2: 5 files"
+assert_eq "$(fake_count '^RETR')" 5 "(c) run 2: 5 RETR (the renumbered 4 are read to compare their content)"
+fake_wait_close 2
+assert_eq "$(fake_state 'len(s["folders"]["INBOX"]["present"])')" 5 "(c) run 2: all 5 still on the server"
+: >"$FK_DIR/log"
+run_ms -c "$T/c.ini"
+assert_eq "$RC$ERR" 0 "(c) run 3: exit 0, silent"
+assert_eq "$(fake_count '^(RETR|DELE)')" 0 "(c) run 3: nothing fetched or deleted (new UIDLs recorded)"
+assert_eq "$(find "$T/C/INBOX" -type f -path '*/[nc][eu][wr]/*' | wc -l)" 5 "(c) run 3: still 5 files"
+fake_stop
+
+# (c) with Dovecot: doveadm mailbox update --uid-validity renumbers every
+# UIDL (pop3_uidl_format = %08Xu%08Xv), then one message arrives
+dovecot_start
+U=$DV_USER
+for i in 1 2 3 4 5; do
+	printf 'From: a@example.org\r\nSubject: dv %d\r\nMessage-ID: <dv%d@x>\r\n\r\nbody %d\r\n' $i $i $i >"$T/dv$i"
+done
+dv_seed $U INBOX "$T"/dv[1-4]
+ms_write_config "$T/dv.ini" dvmass pop3s "maildir:$T/D"
+run_ms -c "$T/dv.ini"
+assert_eq "$RC$ERR" 0 "(c) Dovecot run 1: exit 0, silent"
+assert_eq "$(fk_stored_hashes "$T/D/INBOX")" "$(fk_want_hashes "$T"/dv[1-4])" "(c) Dovecot run 1: 4 stored"
+uv=$(dv_uidvalidity $U INBOX)
+dv_doveadm mailbox update -u $U --uid-validity $((uv + 1000)) INBOX
+dv_seed $U INBOX "$T/dv5"
+dv_rawlog_clear $U
+run_ms -c "$T/dv.ini"
+assert_eq "$RC" 0 "(c) Dovecot run 2 after the UIDVALIDITY change: exit 0"
+assert_eq "$ERR" "mailsync: dvmass: 4 of 4 UIDLs changed since the last run; matched by content, 1 new" "(c) Dovecot run 2: reported once"
+assert_eq "$(fk_stored_hashes "$T/D/INBOX")" "$(fk_want_hashes "$T"/dv[1-5])" "(c) Dovecot run 2: the 4 originals and the new one, no duplicate"
+assert_eq "$(dv_commands $U | grep -Ec '^DELE')" 0 "(c) Dovecot run 2: no DELE"
+assert_eq "$(dv_count $U INBOX)" 5 "(c) Dovecot run 2: doveadm shows all 5 still on the server"
+dv_rawlog_clear $U
+run_ms -c "$T/dv.ini"
+assert_eq "$RC$ERR" 0 "(c) Dovecot run 3: exit 0, silent"
+assert_eq "$(dv_commands $U | grep -Ec '^(RETR|DELE)')" 0 "(c) Dovecot run 3: nothing fetched or deleted"
 t_done
