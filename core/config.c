@@ -35,7 +35,7 @@ static const char *const account_keys[] = {
 	"source", "user", "password", "password_file", "password_command",
 	"auth", "tls_ca_file", "tls_pin", "folders", "store", "layout",
 	"policy", "max_message_size", "timeout", "mirror",
-	"mirror_max_percent", "removed_keep_days", NULL
+	"mirror_max_percent", "removed_keep_days", "gmail", NULL
 };
 static const char *const all_keys[] = {
 	"general.state_dir", "general.jobs",
@@ -44,7 +44,8 @@ static const char *const all_keys[] = {
 	"account.tls_ca_file", "account.tls_pin", "account.folders",
 	"account.store", "account.layout", "account.policy",
 	"account.max_message_size", "account.timeout", "account.mirror",
-	"account.mirror_max_percent", "account.removed_keep_days", NULL
+	"account.mirror_max_percent", "account.removed_keep_days",
+	"account.gmail", NULL
 };
 
 struct section {
@@ -306,6 +307,27 @@ static int parse(struct pctx *p)
 	return 0;
 }
 
+/* gmail = all-mail backs up the \\All folder alone and keeps the server
+ * as it is: deleting from All Mail would remove a message from every
+ * label at once. */
+static int validate_gmail(struct pctx *p, const struct section *sec)
+{
+	const struct ms_account *a = &p->c->accounts[sec->acct];
+
+	if (a->proto != MS_PROTO_IMAP)
+		return perr(p, sec->seen[K_GMAIL], "\"gmail = all-mail\" in "
+			    "[%s] needs an IMAP source", sec->name);
+	if (sec->seen[K_FOLDERS])
+		return perr(p, sec->seen[K_FOLDERS], "\"folders\" in [%s] "
+			    "cannot be combined with \"gmail = all-mail\", "
+			    "which backs up only the \\All folder", sec->name);
+	if (a->policy != MS_POLICY_KEEP || a->mirror != MS_MIRROR_NO)
+		return perr(p, sec->seen[K_GMAIL], "\"gmail = all-mail\" in "
+			    "[%s] needs policy = keep and mirror = no",
+			    sec->name);
+	return 0;
+}
+
 static int validate(struct pctx *p, const struct section *sec)
 {
 	static const int req[] = { K_SOURCE, K_USER, K_STORE };
@@ -338,6 +360,8 @@ static int validate(struct pctx *p, const struct section *sec)
 	if (a->proto == MS_PROTO_POP3 && a->mirror != MS_MIRROR_NO)
 		return perr(p, sec->seen[K_MIRROR], "\"mirror\" in [%s] needs "
 			    "an IMAP source", sec->name);
+	if (a->gmail == MS_GMAIL_ALL_MAIL)
+		return validate_gmail(p, sec);
 	return 0;
 }
 

@@ -22,6 +22,7 @@ enum ms_store_kind { MS_STORE_MAILDIR = 1, MS_STORE_MBOX };
 enum ms_layout { MS_LAYOUT_VERBATIM = 0, MS_LAYOUT_MAILDIRPP };
 enum ms_policy { MS_POLICY_KEEP = 0, MS_POLICY_DELETE, MS_POLICY_DELETE_AFTER };
 enum ms_mirror { MS_MIRROR_NO = 0, MS_MIRROR_FLAGS, MS_MIRROR_FULL };
+enum ms_gmail { MS_GMAIL_NO = 0, MS_GMAIL_ALL_MAIL };
 
 struct ms_account {
 	char *name;          /* the section name: [NAME] */
@@ -57,6 +58,8 @@ struct ms_account {
 	enum ms_mirror mirror;
 	unsigned mirror_max_percent; /* guard for mirror=full, default 20 */
 	unsigned removed_keep_days;  /* .mailsync-removed retention, default 30 */
+
+	enum ms_gmail gmail;         /* all-mail: \\All only, X-GM-LABELS kept */
 };
 
 struct ms_config {

@@ -463,6 +463,7 @@ int ms_config_set_account(struct ms_account *a, int k, const char *val,
 		"xoauth2", "oauthbearer", NULL };
 	static const char *const layouts[] = { "verbatim", "maildir++", NULL };
 	static const char *const mirrors[] = { "no", "flags", "full", NULL };
+	static const char *const gmails[] = { "no", "all-mail", NULL };
 	int v = 0, rc;
 
 	switch (k) {
@@ -498,6 +499,10 @@ int ms_config_set_account(struct ms_account *a, int k, const char *val,
 	case K_MIRROR_MAX_PERCENT:
 		return set_range(p, val, 0, 100,
 				 &a->mirror_max_percent);
+	case K_GMAIL:
+		rc = set_word(p, val, gmails, "must be no or all-mail", &v);
+		a->gmail = (enum ms_gmail)v;
+		return rc;
 	default:
 		return set_range(p, val, 0, 36500,
 				 &a->removed_keep_days);

@@ -320,6 +320,7 @@ static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
 		{ "ID", IMAP_CAP_ID },
 		{ "SPECIAL-USE", IMAP_CAP_SPECIALUSE },
 		{ "LIST-STATUS", IMAP_CAP_LISTSTATUS },
+		{ "X-GM-EXT-1", IMAP_CAP_XGMEXT1 },
 	};
 	struct ms_imap_tok t;
 	size_t i;
@@ -652,5 +653,6 @@ const struct ms_source_ops ms_imap_source = {
 	.remove = imap_remove,
 	.flags = imap_flags,
 	.status = imap_status_many,
+	.gm_labels = imap_gm_labels,
 	.close = imap_close,
 };

@@ -23,6 +23,7 @@
 #define IMAP_CAP_ID 0x080u
 #define IMAP_CAP_SPECIALUSE 0x100u
 #define IMAP_CAP_LISTSTATUS 0x200u
+#define IMAP_CAP_XGMEXT1 0x400u
 
 #define IMAP_RBUF (256u * 1024)   /* receive buffer */
 #define IMAP_MAX_UNTAGGED_BIG 10000000ul /* fetch, search, flags */
@@ -129,5 +130,7 @@ int imap_fetch(struct ms_source *s, const struct ms_msg *msgs, size_t n,
 	       const struct ms_fetch_sink *sink, void *ctx, struct ms_err *e);
 int imap_flags(struct ms_source *s, uint64_t since_modseq, ms_msg_cb cb,
 	       void *ctx, struct ms_err *e);
+int imap_gm_labels(struct ms_source *s, ms_gm_cb cb, void *ctx,
+		   struct ms_err *e);
 
 #endif

@@ -900,6 +900,14 @@ out:
 	return rc;
 }
 
+static int md_put_labels(struct ms_store_folder *f, const char *data,
+			 size_t n, struct ms_err *e)
+{
+	if (f->s->dry_run || f->dirfd < 0)
+		return 0;
+	return ms_fs_replace(f->dirfd, "mailsync-labels", data, n, f->path, e);
+}
+
 static void md_folder_close(struct ms_store_folder *f)
 {
 	if (!f)
@@ -923,6 +931,7 @@ const struct ms_store_ops ms_maildir_store = {
     .scan = md_scan,
     .relabel = md_relabel,
     .digest = md_digest,
+    .put_labels = md_put_labels,
     .set_flags = md_set_flags,
     .remove = md_remove,
     .folder_close = md_folder_close,

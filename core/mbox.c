@@ -638,6 +638,23 @@ done:
 	return rc;
 }
 
+/* MBOX.labels beside the mbox and its index. */
+static int mbox_put_labels(struct ms_store_folder *f, const char *data,
+			   size_t n, struct ms_err *e)
+{
+	char *name;
+	int rc;
+
+	if (f->s->dry_run || f->dirfd < 0)
+		return 0;
+	if (!(name = malloc(strlen(f->name) + 8)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	sprintf(name, "%s.labels", f->name);
+	rc = ms_fs_replace(f->dirfd, name, data, n, f->path, e);
+	free(name);
+	return rc;
+}
+
 static void mbox_folder_close(struct ms_store_folder *f)
 {
 	if (!f)
@@ -778,6 +795,7 @@ const struct ms_store_ops ms_mbox_store = {
 	.scan = ms_mbox_scan,
 	.set_flags = NULL,
 	.remove = NULL,
+	.put_labels = mbox_put_labels,
 	.folder_close = mbox_folder_close,
 	.close = mbox_close,
 };

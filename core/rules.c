@@ -147,13 +147,16 @@ static int pattern_match(const char *p, const char *folder, unsigned attrs)
 // pattern that starts with a backslash names an RFC 6154 special-use
 // attribute (\All, \Archive, \Drafts, \Flagged, \Junk, \Sent, \Trash,
 // any case) and matches the folder LIST marks with it, whatever its
-// (localised) name.
+// (localised) name.  With "gmail = all-mail" the one folder selected is
+// the \All folder.
 int ms_rules_folder_selected(const struct ms_account *a, const char *folder,
 			     unsigned attrs)
 {
 	int selected;
 	size_t i;
 
+	if (a->gmail == MS_GMAIL_ALL_MAIL)
+		return (attrs & MS_FOLDER_ALL) != 0;
 	if (!a->folders || a->nfolders == 0)
 		return 1;
 	selected = a->folders[0][0] == '!';

@@ -84,6 +84,12 @@ struct ms_fetch_sink {
 typedef int (*ms_folder_cb)(void *ctx, const struct ms_folder *f,
 			    struct ms_err *e);
 typedef int (*ms_msg_cb)(void *ctx, const struct ms_msg *m, struct ms_err *e);
+/* Gmail: one message's X-GM-MSGID and X-GM-LABELS.  labels: each label as
+ * the server sent it (modified UTF-7, "\\Inbox" for system labels), bytes
+ * below 0x20, 0x7f and '%' as %XX, separated by tabs, "" for none; owned
+ * by the source, valid during the call. */
+typedef int (*ms_gm_cb)(void *ctx, uint32_t uid, uint64_t msgid,
+			const char *labels, struct ms_err *e);
 /* i: index into the names given; st: uidvalidity 0 when unknown. */
 typedef int (*ms_status_fn)(void *ctx, size_t i,
 			    const struct ms_folder_status *st);
@@ -135,6 +141,11 @@ struct ms_source_ops {
 	 * highestmodseq; a folder the server refuses gets uidvalidity 0. */
 	int (*status)(struct ms_source *s, const char *const *names,
 		      size_t n, ms_status_fn cb, void *ctx, struct ms_err *e);
+	/* Optional (gmail = all-mail): X-GM-MSGID and X-GM-LABELS of every
+	 * message in the selected folder, cb per message in UID order;
+	 * MS_EPROTO when the server does not announce X-GM-EXT-1. */
+	int (*gm_labels)(struct ms_source *s, ms_gm_cb cb, void *ctx,
+			 struct ms_err *e);
 	/* LOGOUT / QUIT (commit=1) and free, closing the connection.  For
 	 * POP3 the QUIT +OK is the commit of the DELEs: its failure is
 	 * returned.  commit=0: drop the connection without QUIT. */

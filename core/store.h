@@ -72,6 +72,11 @@ struct ms_store_ops {
 	 * content after a POP3 UIDL mass change. */
 	int (*digest)(struct ms_store_folder *f, const char *ref,
 		      unsigned char sha[32], struct ms_err *e);
+	/* Optional (gmail = all-mail): replace the folder's labels file
+	 * (Maildir: FOLDER/mailsync-labels; mbox: MBOX.labels) with data,
+	 * atomically and durably (tmp, fsync, rename, directory fsync). */
+	int (*put_labels)(struct ms_store_folder *f, const char *data,
+			  size_t n, struct ms_err *e);
 	/* Optional (mirror=flags): set a stored IMAP message's flags. */
 	int (*set_flags)(struct ms_store_folder *f, uint32_t uid,
 			 unsigned flags, struct ms_err *e);

@@ -112,6 +112,9 @@ static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
 		sel->idx[sel->n] = i;
 		sel->names[sel->n++] = f->raw;
 	}
+	if (!sel->n && ar->a->gmail == MS_GMAIL_ALL_MAIL)
+		return ms_err_set(e, MS_EPROTO, "no folder carries the \\All "
+				  "attribute, needed by gmail = all-mail");
 	if (!ops->status || !sel->n)
 		return 0;
 	sel->have = 1;

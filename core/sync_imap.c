@@ -254,6 +254,9 @@ int ms_sync_imap_unchanged(const struct ms_folder_run *fr,
 		return 0; /* flags may have changed */
 	if (a->mirror == MS_MIRROR_FULL && st->exists != ms_state_count(s))
 		return 0; /* something was expunged */
+	if (a->gmail == MS_GMAIL_ALL_MAIL &&
+	    (!st->highestmodseq || st->highestmodseq != ms_state_modseq(s)))
+		return 0; /* labels may have changed */
 	return 1;
 }
 
@@ -282,6 +285,8 @@ int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e)
 		goto out;
 	fr->would_delete = fr->ar->o->dry_run ? p.ndel : 0;
 	if ((rc = ms_sync_imap_mirror(fr, &p.server, e)) < 0)
+		goto out;
+	if ((rc = ms_sync_gmail_labels(fr, e)) < 0)
 		goto out;
 	if ((rc = ms_sync_folder_finish(fr, e)) < 0)
 		goto out;

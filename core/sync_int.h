@@ -99,6 +99,8 @@ int ms_sync_imap_unchanged(const struct ms_folder_run *fr,
 int ms_sync_imap_mirror(struct ms_folder_run *fr,
 			const struct ms_uidset *server, struct ms_err *e);
 int ms_sync_imap_rematch(struct ms_folder_run *fr, struct ms_err *e);
+/* gmail = all-mail: write the labels file of the synced \All folder. */
+int ms_sync_gmail_labels(struct ms_folder_run *fr, struct ms_err *e);
 /* POP3 runs before QUIT; ms_sync_pop3_finish after the QUIT's +OK. */
 int ms_sync_pop3_folder(struct ms_folder_run *fr, struct ms_err *e);
 int ms_sync_pop3_finish(struct ms_folder_run *fr, int quit_ok,

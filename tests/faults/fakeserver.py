@@ -808,8 +808,10 @@ class Imap(Conn):
         }
         if m.gm_msgid is not None:
             parts["X-GM-MSGID"] = b"X-GM-MSGID %d" % int(m.gm_msgid)
+            # system labels as Gmail sends them: \Inbox, unquoted
             parts["X-GM-LABELS"] = b"X-GM-LABELS (" + b" ".join(
-                astring(x.encode()) for x in m.gm_labels) + b")"
+                x.encode() if re.fullmatch(r"\\[A-Za-z]+", x)
+                else astring(x.encode()) for x in m.gm_labels) + b")"
         order = ["UID", "RFC822.SIZE", "FLAGS", "INTERNALDATE",
                  "X-GM-MSGID", "X-GM-LABELS"]
         if self.f("fetch_order") == "odd":

@@ -19,6 +19,14 @@
 # - folders = INBOX \Sent: INBOX and Gesendet only;
 # - an unknown attribute (!\Bin) is a configuration error (exit 78)
 #   naming it, before any connection.
+# "All Mail + labels" (gmail = all-mail):
+# - only the \All folder is synced: 7 files, S once, all 5 anomalies;
+# - one UID FETCH 1:* (UID X-GM-MSGID X-GM-LABELS); the labels file
+#   "[Gmail]/Alle Nachrichten/mailsync-labels" holds exactly the header and
+#   one line per message (X-GM-MSGID, UID, labels incl. "Mein Label");
+# - a re-run fetches no body, same 7 files, same labels file;
+# - with folders, or policy = delete: exit 78; a server without
+#   X-GM-EXT-1, or without a \All folder: exit 76 naming the cause.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
 . "$here/../lib/dovecot.sh"
@@ -45,7 +53,7 @@ w("X", "From: z@example.org\nSubject: trash\nMessage-ID: <x@x>\n\nX\n")
 w("Y", "From: y@example.org\nSubject: spam\nMessage-ID: <y@x>\n\nY\n")
 gm = {"S": 1001, "n1": 1002, "n2": 1003, "n3": 1004, "d1": 1005,
       "d2": 1006, "T": 1007, "X": 1008, "Y": 1009}
-lab = {"S": ["\\Inbox", "Work"], "T": ["\\Sent"]}
+lab = {"S": ["\\Inbox", "Work", "Mein Label"], "T": ["\\Sent"]}
 def m(f):
     return {"file": f, "gm_msgid": gm[f], "gm_labels": lab.get(f, ["\\Inbox"])}
 anom = ["n1", "n2", "n3", "d1", "d2"]
@@ -68,11 +76,19 @@ json.dump({"folders": folders, "capability":
            "ESEARCH UTF8=ACCEPT LIST-EXTENDED LIST-STATUS LITERAL- "
            "SPECIAL-USE APPENDLIMIT=35651584 AUTH=PLAIN SASL-IR"},
           open(t + "/gmail.json", "w"), indent=1)
+# the same without X-GM-EXT-1, and without any \All folder
+caps = "IMAP4rev1 UIDPLUS SPECIAL-USE AUTH=PLAIN SASL-IR"
+json.dump({"folders": folders, "capability": caps},
+          open(t + "/nogm.json", "w"), indent=1)
+for f in folders:
+    f["attrs"] = [a for a in f.get("attrs", []) if a != "\\All"]
+json.dump({"folders": folders, "capability": caps + " X-GM-EXT-1"},
+          open(t + "/noall.json", "w"), indent=1)
 EOF
 h() { fk_want_hashes "$@"; }
 A='[Gmail]/Alle Nachrichten'
 G='[Gmail]/Gesendet'
-fake_start imap "$T/gmail.json" 6 90
+fake_start imap "$T/gmail.json" 8 90
 
 # per-folder mode, special folders excluded by attribute
 M=$T/M
@@ -111,6 +127,54 @@ fake_config "$T/c.ini" gmsent imaps "maildir:$O" 'folders=INBOX \Sent'
 run_ms -c "$T/c.ini"
 assert_eq "$RC$ERR" 0 "folders = INBOX \\Sent: exit 0, silent"
 assert_eq "$(cd "$O" && find . -type f -path '*/[nc][eu][wr]/*' | sed -E 's#/(new|cur)/[^/]*$##' | LC_ALL=C sort | uniq -c | sed 's/^ *//' | tr '\n' '|')" "6 ./INBOX|1 ./$G|" "folders = INBOX \\Sent: INBOX (6) and Gesendet (1) only"
+
+# "All Mail + labels": each X-GM-MSGID stored once, labels recorded
+L=$T/L
+fake_config "$T/l.ini" gmlab imaps "maildir:$L" gmail=all-mail
+: >"$FK_DIR/log"
+run_ms -c "$T/l.ini"
+assert_eq "$RC$ERR" 0 "gmail = all-mail: exit 0, silent"
+assert_eq "$(cd "$L" && find . -type f -path '*/[nc][eu][wr]/*' | sed -E 's#/(new|cur)/[^/]*$##' | LC_ALL=C sort | uniq -c | sed 's/^ *//' | tr '\n' '|')" "7 ./$A|" "all-mail: only the \\All folder, 7 messages"
+assert_eq "$(fk_stored_hashes "$L/$A")" "$(cd "$T" && h S n1 n2 n3 d1 d2 T)" "all-mail: each X-GM-MSGID once, byte-identical (S once, all 5 anomalies)"
+assert_eq "$(fake_count '^UID FETCH 1:\* \(UID X-GM-MSGID X-GM-LABELS\)$')" 1 "all-mail: labels asked once, for the whole folder"
+printf -v want_labels '%s\n' '# mailsync-labels 1 uidvalidity=1234' \
+	"$(printf '1001\t1\t\\Inbox\tWork\tMein Label')" \
+	"$(printf '1002\t2\t\\Inbox')" "$(printf '1003\t3\t\\Inbox')" \
+	"$(printf '1004\t4\t\\Inbox')" "$(printf '1005\t5\t\\Inbox')" \
+	"$(printf '1006\t6\t\\Inbox')" "$(printf '1007\t7\t\\Sent')"
+assert_eq "$(cat "$L/$A/mailsync-labels")
+" "$want_labels" "all-mail: the labels file lists every X-GM-MSGID, UID and its labels"
+: >"$FK_DIR/log"
+run_ms -c "$T/l.ini"
+assert_eq "$RC$ERR" 0 "all-mail run 2: exit 0, silent"
+assert_eq "$(fake_count 'BODY')" 0 "all-mail run 2: no body fetched"
+assert_eq "$(find "$L" -type f -path '*/[nc][eu][wr]/*' | wc -l)" 7 "all-mail run 2: still 7 files"
+assert_eq "$(cat "$L/$A/mailsync-labels")
+" "$want_labels" "all-mail run 2: labels file unchanged"
+fake_stop
+
+# all-mail refused by configuration: with folders, with a deleting policy
+fake_config "$T/m.ini" gmbad2 imaps "maildir:$T/store-bad" gmail=all-mail 'folders=INBOX'
+run_ms -c "$T/m.ini"
+assert_eq "$RC" 78 "gmail = all-mail with folders: exit 78"
+assert_match "$ERR" '"folders" in \[gmbad2\] cannot be combined with "gmail = all-mail"' "the message says why"
+fake_config "$T/m2.ini" gmbad3 imaps "maildir:$T/store-bad" gmail=all-mail policy=delete
+run_ms -c "$T/m2.ini"
+assert_eq "$RC" 78 "gmail = all-mail with policy = delete: exit 78"
+
+# all-mail against a server without X-GM-EXT-1, then without \All
+fake_start imap "$T/nogm.json" 2 60
+fake_config "$T/n.ini" nogm imaps "maildir:$T/store-nogm" gmail=all-mail
+run_ms -c "$T/n.ini"
+assert_eq "$RC" 76 "no X-GM-EXT-1: exit 76"
+assert_match "$ERR" 'nogm: .*does not announce X-GM-EXT-1' "no X-GM-EXT-1: the message names it"
+fake_stop
+fake_start imap "$T/noall.json" 2 60
+fake_config "$T/o.ini" noall imaps "maildir:$T/store-noall" gmail=all-mail
+run_ms -c "$T/o.ini"
+assert_eq "$RC" 76 "no \\All folder: exit 76"
+assert_match "$ERR" 'noall: no folder carries the \\All attribute' "no \\All folder: the message says so"
+assert_eq "$(fake_count '^(EXAMINE|SELECT)')" 0 "no \\All folder: nothing opened"
 fake_stop
 
 # an unknown attribute is refused before connecting

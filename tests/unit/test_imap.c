@@ -228,6 +228,14 @@ static int msg_cb(void *ctx, const struct ms_msg *m, struct ms_err *e)
 	return 0;
 }
 
+static int gm_cb(void *ctx, uint32_t uid, uint64_t msgid, const char *labels,
+		 struct ms_err *e)
+{
+	(void)e;
+	logf_(ctx, "%u %llu [%s];", uid, (unsigned long long)msgid, labels);
+	return 0;
+}
+
 struct tsink {
 	struct log l;
 	unsigned fail_uid;  /* begin fails with scope MESSAGE for this UID */
@@ -335,7 +343,7 @@ static void test_caps_list(void)
 
 	T_OK(s != NULL, "open: CAPABILITY parsed");
 	T_EQ_INT(s ? s->caps : 0, IMAP_CAP_IMAP4REV1 | IMAP_CAP_LITERALPLUS |
-		 IMAP_CAP_ESEARCH, "open: capability bits");
+		 IMAP_CAP_ESEARCH | IMAP_CAP_XGMEXT1, "open: capability bits");
 	rc = ms_imap_source.list(s, folder_cb, &l, &e);
 	T_EQ_INT(rc, 0, "list: rc");
 	T_EQ_STR(l.s, "INBOX|/|0;a \"b\"|/|1;x\r\ny/z{1}|0|0;2024|.|1;"
@@ -765,6 +773,82 @@ static void test_meta_flags(void)
 	peer_free(&p);
 }
 
+/* F25: with SPECIAL-USE, LIST asks for the attributes and \All, \Trash...
+ * (any case) become MS_FOLDER_* bits; \Noselect still wins. */
+static void test_special_use(void)
+{
+	static const struct step sc[] = {
+		CAPA_STEP("IMAP4rev1 SPECIAL-USE X-GM-EXT-1"),
+		{ "LIST \"\" \"*\" RETURN (SPECIAL-USE)",
+		  "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+		  "* LIST (\\Noselect \\HasChildren) \"/\" \"[Gmail]\"\r\n"
+		  "* LIST (\\All \\HasNoChildren) \"/\" "
+		  "\"[Gmail]/Alle Nachrichten\"\r\n"
+		  "* LIST (\\HasNoChildren \\trash) \"/\" \"[Gmail]/Papierkorb\"\r\n"
+		  "* LIST (\\Junk \\Flagged) \"/\" X\r\n"
+		  "* LIST (\\Sent \\Drafts \\Archive) \"/\" Y\r\n"
+		  "%T OK LIST done\r\n", 0 },
+		EXAMINE_STEP,
+		{ "UID FETCH 1:* (UID X-GM-MSGID X-GM-LABELS)",
+		  "* 1 FETCH (UID 5 X-GM-MSGID 1278455344230334865 "
+		  "X-GM-LABELS (\\Inbox Work \"Mein Label\" 2024))\r\n"
+		  "* 2 FETCH (FLAGS (\\Seen))\r\n"
+		  "* 3 FETCH (X-GM-LABELS () FLAGS () UID 7 X-GM-MSGID 9)\r\n"
+		  "* 4 FETCH (UID 8 X-GM-MSGID 10 X-GM-LABELS "
+		  "({5}\r\na\tb%c NIL))\r\n"
+		  "%T OK\r\n", 0 },
+	};
+	struct peer p;
+	struct ms_err e;
+	struct log l = { .n = 0 };
+	struct ms_folder_status st;
+	struct ms_source *s = start(&p, sc, NSTEPS(sc), &e);
+	char want[128];
+	int rc;
+
+	rc = ms_imap_source.list(s, folder_cb, &l, &e);
+	T_EQ_INT(rc, 0, "special-use list: rc");
+	snprintf(want, sizeof want, "INBOX|/|0;[Gmail]|/|%u;"
+		 "[Gmail]/Alle Nachrichten|/|%u;[Gmail]/Papierkorb|/|%u;"
+		 "X|/|%u;Y|/|%u;", MS_FOLDER_NOSELECT, MS_FOLDER_ALL,
+		 MS_FOLDER_TRASH, MS_FOLDER_JUNK | MS_FOLDER_FLAGGED,
+		 MS_FOLDER_SENT | MS_FOLDER_DRAFTS | MS_FOLDER_ARCHIVE);
+	T_EQ_STR(l.s, want, "special-use list: attributes as bits");
+	ms_imap_source.select(s, "INBOX", 0, &st, &e);
+	l.n = 0;
+	l.s[0] = 0;
+	rc = ms_imap_source.gm_labels(s, gm_cb, &l, &e);
+	T_EQ_INT(rc, 0, "gm_labels: rc");
+	T_EQ_STR(l.s, "5 1278455344230334865 [\\Inbox\tWork\tMein Label\t2024];"
+		 "7 9 [];8 10 [a%09b%25c];",
+		 "gm_labels: ids and labels, unsolicited FETCH ignored, "
+		 "literal escaped");
+	finish(&p, s, 0);
+	T_EQ_STR(p.err, "", "special-use: peer saw the expected commands");
+	peer_free(&p);
+}
+
+/* Without X-GM-EXT-1, gm_labels refuses before sending anything. */
+static void test_gm_nocap(void)
+{
+	static const struct step sc[] = {
+		CAPA_STEP("IMAP4rev1"),
+		EXAMINE_STEP,
+	};
+	struct peer p;
+	struct ms_err e;
+	struct log l = { .n = 0 };
+	struct ms_source *s = start_examined(&p, sc, NSTEPS(sc), &e);
+	int rc;
+
+	rc = ms_imap_source.gm_labels(s, gm_cb, &l, &e);
+	T_EQ_INT(rc, MS_EPROTO, "gm_labels without X-GM-EXT-1: MS_EPROTO");
+	T_OK(strstr(e.msg, "X-GM-EXT-1") != NULL, "gm_labels: names it");
+	finish(&p, s, 0);
+	T_EQ_STR(p.err, "", "gm_labels without cap: nothing sent");
+	peer_free(&p);
+}
+
 /* F15: hard caps on folders, SEARCH results and endless untagged data. */
 static void test_caps_hostile(void)
 {
@@ -901,6 +985,8 @@ int main(void)
 	test_remove();
 	test_meta_flags();
 	test_caps_hostile();
+	test_special_use();
+	test_gm_nocap();
 	test_dates();
 	return t_done();
 }
