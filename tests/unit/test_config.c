@@ -144,6 +144,8 @@ static const char *describe(const struct ms_config *c, const char *key,
 		snprintf(out, n, "%u", a->mirror_max_percent);
 	else if (!strcmp(key, "removed_keep_days"))
 		snprintf(out, n, "%u", a->removed_keep_days);
+	else if (!strcmp(key, "gmail"))
+		snprintf(out, n, "%d", a->gmail);
 	else
 		snprintf(out, n, "?");
 	return out;
@@ -201,6 +203,8 @@ static const struct good {
 	{ "mirror", "no", "0" },
 	{ "mirror", "flags", "1" },
 	{ "mirror", "full", "2" },
+	{ "gmail", "no", "0" },
+	{ "gmail", "all-mail", "1" },
 	{ "mirror_max_percent", "0", "0" },
 	{ "mirror_max_percent", "100", "100" },
 	{ "removed_keep_days", "0", "0" },
@@ -279,6 +283,7 @@ static const struct bad {
 	{ "timeout", "3601", "is not a whole number from 1 to 3600" },
 	{ "timeout", "60s", "is not a whole number from 1 to 3600" },
 	{ "mirror", "yes", "must be no, flags or full" },
+	{ "gmail", "yes", "must be no or all-mail" },
 	{ "mirror_max_percent", "101", "is not a whole number from 0 to 100" },
 	{ "removed_keep_days", "-1", "is not a whole number from 0 to 36500" },
 	{ "jobs", "0", "is not a whole number from 1 to 64" },
@@ -450,6 +455,16 @@ static const struct shape {
 	{ "mirror on pop3", P "mirror = flags\n", 6,
 	  "\"mirror\" in [a] needs an IMAP source" },
 	{ "mirror no on pop3", P "mirror = no\n", 0, NULL },
+	{ "gmail all-mail on pop3", P "gmail = all-mail\n", 6,
+	  "\"gmail = all-mail\" in [a] needs an IMAP source" },
+	{ "gmail all-mail and folders", A "gmail = all-mail\nfolders = *\n", 7,
+	  "\"folders\" in [a] cannot be combined with \"gmail = all-mail\", "
+	  "which backs up only the \\All folder" },
+	{ "gmail all-mail and delete", A "policy = delete\ngmail = all-mail\n",
+	  7, "\"gmail = all-mail\" in [a] needs policy = keep and mirror = no" },
+	{ "gmail all-mail and mirror", A "gmail = all-mail\nmirror = flags\n",
+	  6, "\"gmail = all-mail\" in [a] needs policy = keep and mirror = no" },
+	{ "gmail all-mail", A "gmail = all-mail\n", 0, NULL },
 	{ "two accounts", A "[b]\nsource = pop3://h\nuser = u\n"
 	  "store = mbox:/m\npassword_command = x\n", 0, NULL },
 };
@@ -831,7 +846,7 @@ static void test_docs(void)
 		T_OK(man5 && has_macro(man5, ".It Cm ", strchr(*k, '.') + 1),
 		     name);
 	}
-	T_EQ_INT(n, 19, "ms_config_keys lists 19 keys");
+	T_EQ_INT(n, 20, "ms_config_keys lists 20 keys");
 	for (k = opts; *k; k++) {
 		snprintf(name, sizeof name, "option -%s in mailsync.1", *k);
 		T_OK(man1 && has_fl(man1, *k), name);
