@@ -321,6 +321,7 @@ static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
 		{ "SPECIAL-USE", IMAP_CAP_SPECIALUSE },
 		{ "LIST-STATUS", IMAP_CAP_LISTSTATUS },
 		{ "X-GM-EXT-1", IMAP_CAP_XGMEXT1 },
+		{ "LIST-EXTENDED", IMAP_CAP_LISTEXTENDED },
 	};
 	struct ms_imap_tok t;
 	size_t i;
@@ -478,9 +479,12 @@ static int imap_list(struct ms_source *s, ms_folder_cb cb, void *ctx,
 	ms_buf_init(&c.name, MS_IMAP_MAX_TOKEN_DEFAULT);
 	ms_err_clear(&c.cberr);
 	/* RFC 6154: with SPECIAL-USE the server returns \\All, \\Sent...
-	 * when asked; Gmail and Dovecot also put them in a plain LIST,
-	 * which is all we send to other servers. */
-	rc = imap_run(s, (s->caps & IMAP_CAP_SPECIALUSE) ?
+	 * when asked with the RETURN option of extended LIST (RFC 5258;
+	 * erratum 5581: SPECIAL-USE alone may not imply LIST-EXTENDED, so
+	 * both are required).  Gmail and Dovecot also put them in a plain
+	 * LIST, which is all we send to other servers. */
+	rc = imap_run(s, (s->caps & IMAP_CAP_SPECIALUSE) &&
+			 (s->caps & IMAP_CAP_LISTEXTENDED) ?
 		     "LIST \"\" \"*\" RETURN (SPECIAL-USE)" : "LIST \"\" \"*\"",
 		     "LIST", list_fn, &c,
 		     MAX_FOLDERS + 1000, e);

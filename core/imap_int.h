@@ -24,6 +24,7 @@
 #define IMAP_CAP_SPECIALUSE 0x100u
 #define IMAP_CAP_LISTSTATUS 0x200u
 #define IMAP_CAP_XGMEXT1 0x400u
+#define IMAP_CAP_LISTEXTENDED 0x800u
 
 #define IMAP_RBUF (256u * 1024)   /* receive buffer */
 #define IMAP_MAX_UNTAGGED_BIG 10000000ul /* fetch, search, flags */

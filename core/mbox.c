@@ -525,6 +525,7 @@ static int mbox_commit(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
 	int rc;
 
 	ms_buf_init(&idx, 0);
+	f->dig_valid = 0; /* recovery may cut the index: rebuild on demand */
 	if (f->n == 0 || f->s->dry_run) {
 		drop_batch(f);
 		return 0;
@@ -672,6 +673,7 @@ static void mbox_folder_close(struct ms_store_folder *f)
 	free(f->path);
 	free(f->lockname);
 	free(f->idxname);
+	free(f->dig);
 	free(f->msgs);
 	free(f->lf);
 	free(f->q);
@@ -796,6 +798,7 @@ const struct ms_store_ops ms_mbox_store = {
 	.set_flags = NULL,
 	.remove = NULL,
 	.put_labels = mbox_put_labels,
+	.digest = ms_mbox_digest,
 	.folder_close = mbox_folder_close,
 	.close = mbox_close,
 };

@@ -283,11 +283,36 @@ struct scan_ctx {
 	void *ctx;
 	struct ms_msg *grp;      /* "m" records of the open b..e group */
 	uint64_t *off;
+	unsigned char (*sha)[32];
 	size_t n, cap;
 	int in_group;
+	struct ms_store_folder *dig; /* collect f->dig instead of cb */
+	size_t capdig;
 };
 
-static int parse_m(const char *l, struct ms_msg *m, uint64_t *off)
+static int unhex(const char *h, unsigned char out[32])
+{
+	for (size_t i = 0; i < 32; i++) {
+		unsigned v = 0;
+
+		for (int k = 0; k < 2; k++) {
+			char c = h[2 * i + (size_t)k];
+
+			v <<= 4;
+			if (c >= '0' && c <= '9')
+				v |= (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v |= (unsigned)(c - 'a' + 10);
+			else
+				return -1;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return h[64] == '\0' ? 0 : -1;
+}
+
+static int parse_m(const char *l, struct ms_msg *m, uint64_t *off,
+		   unsigned char shab[32])
 {
 	unsigned long long o, len, size, uv, uid;
 	long long date;
@@ -314,6 +339,8 @@ static int parse_m(const char *l, struct ms_msg *m, uint64_t *off)
 	m->internaldate = date;
 	m->has_meta = 1;
 	*off = o;
+	if (unhex(sha, shab) < 0)
+		memset(shab, 0, 32); /* matches nothing real */
 	return 0;
 }
 
@@ -323,7 +350,21 @@ static int scan_flush(struct scan_ctx *c, struct ms_err *e)
 	size_t i;
 	int rc;
 
-	for (i = 0; i < c->n; i++) {
+	for (i = 0; i < c->n && c->dig; i++) {
+		struct ms_store_folder *f = c->dig;
+		void *p;
+
+		if (f->ndig == c->capdig) {
+			c->capdig = c->capdig ? 2 * c->capdig : 256;
+			if (!(p = realloc(f->dig, c->capdig * sizeof *f->dig)))
+				return ms_err_set(e, MS_EINTERNAL,
+						  "out of memory");
+			f->dig = p;
+		}
+		f->dig[f->ndig].off = c->off[i];
+		memcpy(f->dig[f->ndig++].sha, c->sha[i], 32);
+	}
+	for (i = 0; i < c->n && !c->dig; i++) {
 		snprintf(ref, sizeof ref, "%llu",
 			 (unsigned long long)c->off[i]);
 		if ((rc = c->cb(c->ctx, &c->grp[i], ref, e)) < 0)
@@ -338,7 +379,7 @@ static int scan_line(struct ms_store_folder *f, void *ctx, const char *l,
 {
 	struct scan_ctx *c = ctx;
 	char line[IDX_LINE_MAX + 1];
-	void *p, *q;
+	void *p, *q, *r;
 
 	(void)f;
 	memcpy(line, l, n);
@@ -367,10 +408,13 @@ static int scan_line(struct ms_store_folder *f, void *ctx, const char *l,
 		q = realloc(c->off, c->cap * sizeof *c->off);
 		if (q)
 			c->off = q;
-		if (!p || !q)
+		r = realloc(c->sha, c->cap * sizeof *c->sha);
+		if (r)
+			c->sha = r;
+		if (!p || !q || !r)
 			return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	}
-	if (parse_m(line, &c->grp[c->n], &c->off[c->n]) == 0)
+	if (parse_m(line, &c->grp[c->n], &c->off[c->n], c->sha[c->n]) == 0)
 		c->n++;
 	return 0;
 }
@@ -388,5 +432,48 @@ int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 	rc = idx_read(f, 0, scan_line, &c, &done, &torn, e);
 	free(c.grp);
 	free(c.off);
+	free(c.sha);
 	return rc;
+}
+
+static int cmp_dig(const void *a, const void *b)
+{
+	uint64_t x = ((const struct mbox_dig *)a)->off;
+	uint64_t y = ((const struct mbox_dig *)b)->off;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One pass over the index builds offset -> hash for all digest calls
+ * that follow (a mass change asks for every message). */
+int ms_mbox_digest(struct ms_store_folder *f, const char *ref,
+		   unsigned char sha[32], struct ms_err *e)
+{
+	struct scan_ctx c = { .dig = f };
+	struct mbox_dig key = { 0 }, *d;
+	off_t done;
+	int torn, rc = 0;
+	char *end;
+
+	if (!f->dig_valid) {
+		free(f->dig);
+		f->dig = NULL;
+		f->ndig = 0;
+		rc = idx_read(f, 0, scan_line, &c, &done, &torn, e);
+		free(c.grp);
+		free(c.off);
+		free(c.sha);
+		if (rc < 0)
+			return rc;
+		qsort(f->dig, f->ndig, sizeof *f->dig, cmp_dig);
+		f->dig_valid = 1;
+	}
+	key.off = strtoull(ref, &end, 10);
+	d = *ref && !*end ? bsearch(&key, f->dig, f->ndig, sizeof *f->dig,
+				    cmp_dig) : NULL;
+	if (!d)
+		return ms_err_set(e, MS_EINTERNAL, "%s: no index record at "
+				  "offset %s", f->path, ref);
+	memcpy(sha, d->sha, 32);
+	return 0;
 }

@@ -58,6 +58,16 @@ struct ms_store_folder {
 	uint64_t b_pre, b_end;
 	int dotlocked, fcntl_locked;
 	time_t touched;          /* last refresh of our dotlock */
+	/* offset -> SHA-256 of every indexed message, sorted by offset;
+	 * built by the first digest call, dropped at commit and close */
+	struct mbox_dig *dig;
+	size_t ndig;
+	int dig_valid;
+};
+
+struct mbox_dig {
+	uint64_t off;
+	unsigned char sha[32];
 };
 
 struct ms_store_msg {
@@ -86,5 +96,9 @@ int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
 		       uint64_t len, struct ms_err *e);
 int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		 struct ms_err *e);
+/* The store's digest op: SHA-256 of the message scan named ref (its
+ * offset), from the index's "m" record. */
+int ms_mbox_digest(struct ms_store_folder *f, const char *ref,
+		   unsigned char sha[32], struct ms_err *e);
 
 #endif

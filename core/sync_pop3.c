@@ -339,11 +339,15 @@ static void mass_report(struct pop3_plan *p, struct mass_ctx *c)
 		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
 		       "last run; matched by content, %lu new",
 		       fr->ar->a->name, c->gone, c->known, fr->fetched);
+	else if (fr->ar->o->dry_run)
+		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
+		       "last run (dry run)", fr->ar->a->name, c->gone,
+		       c->known);
 	else
 		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
-		       "last run; %s, %lu stored again", fr->ar->a->name,
-		       c->gone, c->known, fr->ar->o->dry_run ? "dry run" :
-		       "this store cannot match by content", fr->fetched);
+		       "last run; this store cannot match by content, %lu "
+		       "stored again", fr->ar->a->name, c->gone, c->known,
+		       fr->fetched);
 	fr->match = NULL;
 	fr->match_ctx = NULL;
 }

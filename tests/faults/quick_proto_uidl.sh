@@ -89,6 +89,22 @@ assert_eq "$(fake_count '^(RETR|DELE)')" 0 "(c) run 3: nothing fetched or delete
 assert_eq "$(find "$T/C/INBOX" -type f -path '*/[nc][eu][wr]/*' | wc -l)" 5 "(c) run 3: still 5 files"
 fake_stop
 
+# (c) the same into mbox: the hashes come from the mbox index
+fake_start pop3 "$T/c.json" 3 60
+fake_config "$T/cm.ini" massmbox pop3s "mbox:$T/C.mbox"
+run_ms -c "$T/cm.ini"
+assert_eq "$RC$ERR" 0 "(c) mbox run 1: exit 0, silent"
+run_ms -c "$T/cm.ini"
+assert_eq "$RC" 0 "(c) mbox run 2: exit 0"
+assert_eq "$ERR" "mailsync: massmbox: 4 of 4 UIDLs changed since the last run; matched by content, 1 new" "(c) mbox run 2: reported once"
+assert_eq "$(grep -c '^From ' "$T/C.mbox")" 5 "(c) mbox run 2: 5 messages in the mbox (4 + the new one)"
+assert_eq "$(grep -c '^Subject: msg 5$' "$T/C.mbox")" 1 "(c) mbox run 2: the new one appended once"
+assert_eq "$(fake_count '^DELE')" 0 "(c) mbox run 2: nothing deleted"
+: >"$FK_DIR/log"
+run_ms -c "$T/cm.ini"
+assert_eq "$RC$ERR$(fake_count '^(RETR|DELE)')" 00 "(c) mbox run 3: silent, nothing fetched or deleted"
+fake_stop
+
 # (c) with Dovecot: doveadm mailbox update --uid-validity renumbers every
 # UIDL (pop3_uidl_format = %08Xu%08Xv), then one message arrives
 dovecot_start

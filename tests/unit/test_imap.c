@@ -778,7 +778,7 @@ static void test_meta_flags(void)
 static void test_special_use(void)
 {
 	static const struct step sc[] = {
-		CAPA_STEP("IMAP4rev1 SPECIAL-USE X-GM-EXT-1"),
+		CAPA_STEP("IMAP4rev1 SPECIAL-USE LIST-EXTENDED X-GM-EXT-1"),
 		{ "LIST \"\" \"*\" RETURN (SPECIAL-USE)",
 		  "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
 		  "* LIST (\\Noselect \\HasChildren) \"/\" \"[Gmail]\"\r\n"
@@ -828,19 +828,28 @@ static void test_special_use(void)
 	peer_free(&p);
 }
 
-/* Without X-GM-EXT-1, gm_labels refuses before sending anything. */
+/* Without X-GM-EXT-1, gm_labels refuses before sending anything; with
+ * SPECIAL-USE but no LIST-EXTENDED, a plain LIST (attributes still read). */
 static void test_gm_nocap(void)
 {
 	static const struct step sc[] = {
-		CAPA_STEP("IMAP4rev1"),
+		CAPA_STEP("IMAP4rev1 SPECIAL-USE"),
+		{ "LIST \"\" \"*\"",
+		  "* LIST (\\Trash) \"/\" Bin\r\n%T OK LIST done\r\n", 0 },
 		EXAMINE_STEP,
 	};
 	struct peer p;
 	struct ms_err e;
 	struct log l = { .n = 0 };
-	struct ms_source *s = start_examined(&p, sc, NSTEPS(sc), &e);
+	struct ms_folder_status st;
+	struct ms_source *s = start(&p, sc, NSTEPS(sc), &e);
+	char want[64];
 	int rc;
 
+	rc = ms_imap_source.list(s, folder_cb, &l, &e);
+	snprintf(want, sizeof want, "Bin|/|%u;", MS_FOLDER_TRASH);
+	T_EQ_STR(l.s, want, "SPECIAL-USE without LIST-EXTENDED: plain LIST");
+	ms_imap_source.select(s, "INBOX", 0, &st, &e);
 	rc = ms_imap_source.gm_labels(s, gm_cb, &l, &e);
 	T_EQ_INT(rc, MS_EPROTO, "gm_labels without X-GM-EXT-1: MS_EPROTO");
 	T_OK(strstr(e.msg, "X-GM-EXT-1") != NULL, "gm_labels: names it");
