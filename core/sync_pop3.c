@@ -304,8 +304,9 @@ static int mass_detect(struct pop3_plan *p, struct mass_ctx *c,
 
 	memset(c, 0, sizeof *c);
 	c->p = p;
-	if (p->no_uidl || fr->state_status != MS_STATE_OK || !p->nall ||
-	    !ms_state_count(fr->state))
+	/* a state rebuilt from the store this run counts too: its records
+	 * are the stored copies, which is what a match needs */
+	if (p->no_uidl || !p->nall || !ms_state_count(fr->state))
 		return 0;
 	if (!(c->srv = malloc(p->nall * sizeof *c->srv)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");

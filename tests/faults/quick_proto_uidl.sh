@@ -67,7 +67,7 @@ fake_stop
 w=$(fk_gen 5 3000 w)
 w=$(python3 -c 'import json,sys; m=json.loads(sys.argv[1]); m[4]["from_conn"]=2; print(json.dumps(m))' "$w")
 fk_scenario "$T/c.json" "$w" '{"uidl_change": {"from_conn": 2, "suffix": "-renumbered"}}'
-fake_start pop3 "$T/c.json" 3 60
+fake_start pop3 "$T/c.json" 4 60
 fake_config "$T/c.ini" masschange pop3s "maildir:$T/C"
 run_ms -c "$T/c.ini"
 assert_eq "$RC$ERR" 0 "(c) run 1: exit 0, silent"
@@ -87,6 +87,14 @@ run_ms -c "$T/c.ini"
 assert_eq "$RC$ERR" 0 "(c) run 3: exit 0, silent"
 assert_eq "$(fake_count '^(RETR|DELE)')" 0 "(c) run 3: nothing fetched or deleted (new UIDLs recorded)"
 assert_eq "$(find "$T/C/INBOX" -type f -path '*/[nc][eu][wr]/*' | wc -l)" 5 "(c) run 3: still 5 files"
+# lost state: rebuilt from the file names, which keep the old UIDLs
+rm -rf "$T/state/masschange"
+: >"$FK_DIR/log"
+run_ms -c "$T/c.ini"
+assert_eq "$RC" 0 "(c) run 4 with the state lost: exit 0"
+assert_match "$ERR" 'masschange: 4 of 5 UIDLs changed since the last run; matched by content, 0 new' "(c) run 4: the 4 renamed ones matched by content again"
+assert_eq "$(find "$T/C/INBOX" -type f -path '*/[nc][eu][wr]/*' | wc -l)" 5 "(c) run 4: still 5 files (no duplicate)"
+assert_eq "$(fake_count '^DELE')" 0 "(c) run 4: nothing deleted"
 fake_stop
 
 # (c) the same into mbox: the hashes come from the mbox index
