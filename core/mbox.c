@@ -13,6 +13,7 @@
  * format.  Incoming headers (Status, X-UID, Content-Length...) are stored
  * unchanged: mboxrd readers do not trust Content-Length.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -107,22 +108,104 @@ static int holder_dead(struct ms_store_folder *f)
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
+/* Temporary files of the dotlock protocol: LOCKNAME.mailsync.PID.RAND. */
+static int tmp_name(struct ms_store_folder *f, char *out, size_t cap)
+{
+	static unsigned seq;
+	int n;
+
+	n = snprintf(out, cap, "%s.mailsync.%ld.%llx%x", f->lockname,
+		     (long)getpid(), (unsigned long long)now_ms(), ++seq);
+	return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Remove the temporary files a killed mailsync left (their pid is dead). */
+static void sweep_tmp(struct ms_store_folder *f)
+{
+	size_t plen = strlen(f->lockname);
+	struct dirent *de;
+	DIR *d;
+	long pid;
+	char *end;
+	int fd;
+
+	if ((fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY |
+			 O_CLOEXEC)) < 0)
+		return;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, f->lockname, plen) != 0 ||
+		    strncmp(de->d_name + plen, ".mailsync.", 10) != 0)
+			continue;
+		pid = strtol(de->d_name + plen + 10, &end, 10);
+		if (end == de->d_name + plen + 10 || *end != '.' ||
+		    pid <= 0 || pid > 4194304)
+			continue;
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
+		    unlinkat(f->dirfd, de->d_name, 0) == 0)
+			ms_log(MS_LOG_DEBUG, "%s: removed %s of a dead process",
+			       f->path, de->d_name);
+	}
+	closedir(d);
+}
+
+/* One attempt: the pid goes into a unique temporary file first, which is
+ * then hard-linked to LOCKNAME, so the dotlock is never seen without its
+ * pid (a SIGKILL leaves a whole lock or none).  NFS: link() may report an
+ * error although it worked; the link count of the temporary file tells
+ * (liblockfile).  1: taken; 0: held by someone; < 0: error. */
+static int dotlock_try(struct ms_store_folder *f, struct ms_err *e)
+{
+	char tmp[4096], pid[32];
+	struct stat st;
+	int fd, n, rc, err = 0;
+
+	if (tmp_name(f, tmp, sizeof tmp) < 0)
+		return ms_err_set(e, MS_ECREATE, "%s.lock: name too long",
+				  f->path);
+	fd = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ms_err_sys(e, ms_err_code_for_errno(errno), errno,
+				  "%s.lock: cannot create dotlock", f->path);
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (write(fd, pid, (size_t)n) != n) {
+		err = errno ? errno : EIO;
+		close(fd);
+		unlinkat(f->dirfd, tmp, 0);
+		return ms_err_sys(e, ms_err_code_for_errno(err), err,
+				  "%s.lock: cannot write dotlock", f->path);
+	}
+	close(fd);
+	if (linkat(f->dirfd, tmp, f->dirfd, f->lockname, 0) == 0)
+		rc = 1;
+	else if ((err = errno),
+		 fstatat(f->dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		 st.st_nlink == 2)
+		rc = 1;
+	else if (err == EEXIST)
+		rc = 0;
+	else
+		rc = ms_err_sys(e, ms_err_code_for_errno(err), err,
+				"%s.lock: cannot create dotlock", f->path);
+	unlinkat(f->dirfd, tmp, 0);
+	return rc;
+}
+
 static int dotlock_take(struct ms_store_folder *f, long long deadline,
 			struct ms_err *e)
 {
-	char pid[32];
 	struct stat st;
-	int fd, n;
+	int rc;
 
 	for (;;) {
-		fd = openat(f->dirfd, f->lockname, O_WRONLY | O_CREAT | O_EXCL |
-			    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
+		if ((rc = dotlock_try(f, e)) < 0)
+			return rc;
+		if (rc == 1)
 			break;
-		if (errno != EEXIST)
-			return ms_err_sys(e, ms_err_code_for_errno(errno),
-					  errno, "%s.lock: cannot create "
-					  "dotlock", f->path);
 		/* A dotlock is stale when its holder is gone, or after
 		 * 5 minutes (liblockfile) when it names no process. */
 		if (holder_dead(f) &&
@@ -145,12 +228,12 @@ static int dotlock_take(struct ms_store_folder *f, long long deadline,
 					  f->path, f->path);
 		nap();
 	}
-	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (write(fd, pid, (size_t)n) != n)
-		ms_log(MS_LOG_DEBUG, "%s.lock: short write", f->path);
-	close(fd);
 	f->dotlocked = 1;
 	f->touched = time(NULL);
+	if (!f->swept) {
+		f->swept = 1;
+		sweep_tmp(f);
+	}
 	return 0;
 }
 

@@ -57,6 +57,7 @@ struct ms_store_folder {
 	int open_b;              /* an append was begun and not closed */
 	uint64_t b_pre, b_end;
 	int dotlocked, fcntl_locked;
+	int swept;               /* dead temporary dotlock files removed */
 	time_t touched;          /* last refresh of our dotlock */
 };
 

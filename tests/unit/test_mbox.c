@@ -495,6 +495,29 @@ static void test_locks(void)
 	T_EQ_INT(rc, 0, "dotlock of a dead process removed, append proceeds");
 	T_OK(fsize(mbox_path) > before && fsize(lock_path) < 0,
 	     "appended after the dead holder's dotlock");
+
+	/* the dotlock is made by link() from a temporary file holding the
+	 * pid, so it is never empty; temporary files of dead processes
+	 * (a SIGKILL between create and unlink) are removed */
+	{
+		char t_dead[400], t_live[400];
+
+		snprintf(t_dead, sizeof t_dead, "%s.mailsync.%ld.1", lock_path,
+			 (long)pid);
+		snprintf(t_live, sizeof t_live, "%s.mailsync.%ld.1", lock_path,
+			 (long)getpid());
+		fd = open(t_dead, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		close(fd);
+		fd = open(t_live, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		close(fd);
+		before = fsize(mbox_path);
+		rc = commit_one("lk6", &e);
+		T_EQ_INT(rc, 0, "append with temporary dotlock files around");
+		T_OK(fsize(t_dead) < 0, "dead process's temporary file removed");
+		T_OK(fsize(t_live) == 0, "live process's temporary file kept");
+		T_OK(fsize(lock_path) < 0, "no dotlock left");
+		unlink(t_live);
+	}
 	unsetenv("MAILSYNC_MBOX_LOCK_TIMEOUT");
 }
 
