@@ -555,6 +555,7 @@ static int append_all(struct ms_store_folder *f, uint64_t pre,
 		      struct ms_buf *idx, struct ms_err *e)
 {
 	uint64_t off = pre;
+	char stamp[96];
 	size_t i, wl = 0;
 	int rc = 0;
 
@@ -571,6 +572,10 @@ static int append_all(struct ms_store_folder *f, uint64_t pre,
 		rc = ms_fs_fsync(f->fd, f->path, e);
 	if (rc == 0)
 		rc = ms_buf_addf(idx, e, "e %" PRIu64 "\n", off);
+	/* the mbox as it is now, for a cheap check at the next open */
+	if (rc == 0 && (rc = ms_mbox_stamp_line(f, stamp, sizeof stamp,
+						 e)) == 0)
+		rc = ms_buf_add(idx, stamp, strlen(stamp), e);
 	return rc;
 }
 
@@ -721,6 +726,89 @@ done:
 	return rc;
 }
 
+/* At open: check the index against the mbox and remember which records
+ * no longer match (by position and offset) for lost/forget_lost. */
+static int remember_invalid(struct ms_store_folder *f, struct ms_err *e)
+{
+	size_t i;
+	int rc;
+
+	if ((rc = ms_mbox_validate(f, e)) < 0)
+		return rc;
+	f->nbad1 = 0;
+	for (i = 0; i < f->nents; i++)
+		f->nbad1 += !f->ents[i].valid;
+	if (f->nbad1 == 0)
+		return 0;
+	f->bad1 = calloc(f->nents, 1);
+	f->bad1_off = calloc(f->nents, sizeof *f->bad1_off);
+	if (!f->bad1 || !f->bad1_off)
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (i = 0; i < f->nents; i++) {
+		f->bad1[i] = !f->ents[i].valid;
+		f->bad1_off[i] = f->ents[i].off;
+	}
+	f->nbad1 = f->nents;
+	return 0;
+}
+
+static int mbox_lost(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		     struct ms_err *e)
+{
+	size_t n;
+	int rc;
+
+	if (!f->bad1)
+		return 0;
+	rc = ms_mbox_lost_ids(f, cb, ctx, &n, e);
+	if (rc == 0 && n)
+		ms_log(MS_LOG_WARN, "mbox %s no longer matches its index: %zu "
+		       "message%s will be fetched again", f->path, n,
+		       n == 1 ? "" : "s");
+	return rc;
+}
+
+/* Under the locks, validate again and drop the records that were invalid
+ * at open and still are (a record that became invalid since was not
+ * reported as lost: it stays, for the next run to report); or, when the
+ * index only lacked a current "s" record, append one. */
+static int mbox_forget_lost(struct ms_store_folder *f, struct ms_err *e)
+{
+	unsigned char *drop = NULL;
+	size_t i;
+	int rc;
+
+	if (f->s->dry_run || f->fd < 0 || f->dirfd < 0)
+		return 0;
+	if (!f->bad1 && (f->stamp_ok || f->nents == 0))
+		return 0;
+	if ((rc = lock_all(f, e)) < 0)
+		return rc;
+	if ((rc = ms_mbox_recover(f, e)) < 0 ||
+	    (rc = ms_mbox_validate(f, e)) < 0)
+		goto out;
+	if (f->nents && !(drop = calloc(f->nents, 1))) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; f->bad1 && i < f->nents && i < f->nbad1; i++)
+		drop[i] = f->bad1[i] && !f->ents[i].valid &&
+			  f->ents[i].off == f->bad1_off[i];
+	if (f->bad1 || !f->stamp_ok)
+		rc = ms_mbox_idx_rewrite(f, drop, e);
+	if (rc == 0) {
+		free(f->bad1);
+		free(f->bad1_off);
+		f->bad1 = NULL;
+		f->bad1_off = NULL;
+		f->nbad1 = 0;
+	}
+out:
+	free(drop);
+	unlock_all(f);
+	return rc;
+}
+
 static void mbox_folder_close(struct ms_store_folder *f)
 {
 	if (!f)
@@ -739,6 +827,10 @@ static void mbox_folder_close(struct ms_store_folder *f)
 	free(f->lockname);
 	free(f->idxname);
 	free(f->msgs);
+	ms_mbox_ents_free(f);
+	free(f->ents);
+	free(f->bad1);
+	free(f->bad1_off);
 	free(f->lf);
 	free(f->q);
 	free(f->wbuf);
@@ -780,6 +872,8 @@ static int mbox_folder_open(struct ms_store *s, const char *folder,
 		if (rc < 0)
 			goto out;
 	}
+	if ((rc = remember_invalid(f, e)) < 0)
+		goto out;
 	*out = f;
 	f = NULL;
 out:
@@ -859,6 +953,8 @@ const struct ms_store_ops ms_mbox_store = {
 	.msg_abort = mbox_msg_abort,
 	.commit = mbox_commit,
 	.scan = ms_mbox_scan,
+	.lost = mbox_lost,
+	.forget_lost = mbox_forget_lost,
 	.set_flags = NULL,
 	.remove = NULL,
 	.folder_close = mbox_folder_close,
