@@ -550,14 +550,34 @@ static uint64_t msg_total(const struct done_msg *d)
 	return strlen(d->from) + (uint64_t)d->len + 1;
 }
 
-/* Append every finished message; on error cut back to pre. */
-static int append_all(struct ms_store_folder *f, uint64_t pre,
+/* Newlines needed before a From_ line at the end of the mbox: it must
+ * start a line after a blank one, even when the file was cut mid-message
+ * or written by a program that did not end it so. */
+static size_t tail_pad(struct ms_store_folder *f, uint64_t size)
+{
+	char b[2];
+
+	if (size == 0)
+		return 0;
+	if (size == 1)
+		return pread(f->fd, b, 1, 0) == 1 && b[0] == '\n' ? 0 : 2;
+	if (pread(f->fd, b, 2, (off_t)size - 2) != 2)
+		return 2;
+	return b[1] != '\n' ? 2 : b[0] != '\n';
+}
+
+/* Append every finished message (after pad newlines); on error cut back
+ * to pre. */
+static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 		      struct ms_buf *idx, struct ms_err *e)
 {
-	uint64_t off = pre;
+	uint64_t off = pre + pad;
 	char stamp[96];
 	size_t i, wl = 0;
 	int rc = 0;
+
+	if (pad)
+		rc = copy_out(f, &wl, "\n\n", pad, e);
 
 	for (i = 0; i < f->n && rc == 0; i++) {
 		rc = append_one(f, &f->msgs[i], &wl, e);
@@ -609,7 +629,7 @@ static int mbox_commit(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
 	char rec[64];
 	uint64_t pre, total = 0;
 	struct stat st;
-	size_t i;
+	size_t i, pad;
 	int rc;
 
 	ms_buf_init(&idx, 0);
@@ -629,13 +649,15 @@ static int mbox_commit(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
 		goto out;
 	}
 	pre = (uint64_t)st.st_size;
+	pad = tail_pad(f, pre);
+	total = pad;
 	for (i = 0; i < f->n; i++)
 		total += msg_total(&f->msgs[i]);
 	snprintf(rec, sizeof rec, "b %" PRIu64 " %" PRIu64 "\n", pre,
 		 pre + total);
 	if ((rc = ms_mbox_idx_append(f, rec, strlen(rec), e)) < 0)
 		goto out;
-	if ((rc = append_all(f, pre, &idx, e)) < 0 ||
+	if ((rc = append_all(f, pre, pad, &idx, e)) < 0 ||
 	    (rc = ms_mbox_idx_append(f, idx.s, idx.len, e)) < 0) {
 		cut_back(f, pre);
 		goto out;

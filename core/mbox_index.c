@@ -565,11 +565,28 @@ static int shape_ok(struct ms_store_folder *f, const struct idx_ent *x,
 int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 {
 	struct val_ctx c = { 0 };
+	unsigned long long key[6];
 	struct stat st;
 	uint64_t size = 0;
 	off_t done;
 	int torn, rc;
 
+	/* nothing changed since the last validation: its result stands */
+	memset(key, 0, sizeof key);
+	if (f->fd >= 0 && fstat(f->fd, &st) == 0) {
+		key[0] = (unsigned long long)st.st_size + 1;
+		key[1] = (unsigned long long)st.st_mtim.tv_sec;
+		key[2] = (unsigned long long)st.st_mtim.tv_nsec;
+	}
+	if (f->dirfd >= 0 &&
+	    fstatat(f->dirfd, f->idxname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		key[3] = (unsigned long long)st.st_size + 1;
+		key[4] = (unsigned long long)st.st_mtim.tv_sec;
+		key[5] = (unsigned long long)st.st_mtim.tv_nsec;
+	}
+	if (f->val_cached && memcmp(key, f->val_key, sizeof key) == 0)
+		return 0;
+	f->val_cached = 0;
 	ms_mbox_ents_free(f);
 	f->stamp_ok = 0;
 	rc = idx_read(f, 0, val_line, &c, &done, &torn, e);
@@ -592,6 +609,8 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 		x->valid = f->fd >= 0 && shape_ok(f, x, size) &&
 			   (f->stamp_ok || hash_ok(f, x));
 	}
+	memcpy(f->val_key, key, sizeof key);
+	f->val_cached = 1;
 	return 0;
 }
 

@@ -73,6 +73,8 @@ struct ms_store_folder {
 	struct idx_ent *ents;
 	size_t nents, capents;
 	int stamp_ok;            /* the last "s" record matches the mbox */
+	int val_cached;          /* ents match mbox and index as in val_key */
+	unsigned long long val_key[6]; /* their size, mtime s, mtime ns */
 	unsigned char *bad1;     /* invalid at folder open, by position */
 	uint64_t *bad1_off;
 	size_t nbad1;
