@@ -87,12 +87,16 @@ static int idx_lines(struct ms_store_folder *f, const char *p, size_t n,
 	return 0;
 }
 
-/* Parse the index from byte from; *done: end of the last whole line. */
-static int idx_read(struct ms_store_folder *f, off_t from, idx_fn fn,
-		    void *ctx, off_t *done, int *torn, struct ms_err *e)
+/* Parse the index from byte from; *done: end of the last whole line.
+ * track (the incremental refresh): an index replaced since the last call
+ * (another inode, or shorter) is parsed again from the start. */
+static int idx_read(struct ms_store_folder *f, off_t from, int track,
+		    idx_fn fn, void *ctx, off_t *done, int *torn,
+		    struct ms_err *e)
 {
 	struct idx_rd r = { .done = from };
 	char *buf = f->wbuf;
+	struct stat st;
 	off_t off = from;
 	ssize_t n;
 	int fd, rc = 0;
@@ -105,6 +109,14 @@ static int idx_read(struct ms_store_folder *f, off_t from, idx_fn fn,
 	if (fd < 0)
 		return errno == ENOENT ? 0
 				       : idx_fail(f, errno, "cannot open", e);
+	if (track && fstat(fd, &st) == 0) {
+		if (st.st_size < from ||
+		    (f->idx_ino && (uint64_t)st.st_ino != f->idx_ino)) {
+			from = off = r.done = *done = 0;
+			f->open_b = 0;
+		}
+		f->idx_ino = (uint64_t)st.st_ino;
+	}
 	ms_buf_init(&r.l, 0);
 	for (;;) {
 		n = pread(fd, buf, COPY_BUF, off);
@@ -161,17 +173,10 @@ static int refresh_line(struct ms_store_folder *f, void *ctx, const char *l,
 /* Bring open_b/idx_off up to date with what is on disk. */
 int ms_mbox_idx_refresh(struct ms_store_folder *f, struct ms_err *e)
 {
-	struct stat st;
 	off_t done;
 	int torn, rc;
 
-	if (f->dirfd >= 0 &&
-	    fstatat(f->dirfd, f->idxname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    st.st_size < f->idx_off) {
-		f->idx_off = 0; /* replaced under us: start again */
-		f->open_b = 0;
-	}
-	rc = idx_read(f, f->idx_off, refresh_line, NULL, &done, &torn, e);
+	rc = idx_read(f, f->idx_off, 1, refresh_line, NULL, &done, &torn, e);
 	if (rc < 0)
 		return rc;
 	f->idx_off = done;
@@ -589,7 +594,7 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 	f->val_cached = 0;
 	ms_mbox_ents_free(f);
 	f->stamp_ok = 0;
-	rc = idx_read(f, 0, val_line, &c, &done, &torn, e);
+	rc = idx_read(f, 0, 0, val_line, &c, &done, &torn, e);
 	grp_drop(&c);
 	free(c.grp);
 	if (rc < 0)

@@ -63,6 +63,7 @@ struct ms_store_folder {
 	char *lf, *q, *wbuf;     /* CHUNK + 8, 2 * CHUNK + 16, COPY_BUF */
 	/* index as last read */
 	off_t idx_off;           /* bytes of complete lines parsed */
+	uint64_t idx_ino;        /* of the index parsed (a rewrite replaces it) */
 	int idx_torn;            /* a partial line follows idx_off */
 	int open_b;              /* an append was begun and not closed */
 	uint64_t b_pre, b_end;
