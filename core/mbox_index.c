@@ -354,6 +354,8 @@ static int val_flush(struct ms_store_folder *f, struct val_ctx *c,
 	size_t cap;
 	void *p;
 
+	if (c->n == 0)
+		return 0;
 	if (f->nents + c->n > f->capents) {
 		cap = f->capents ? f->capents : 64;
 		while (cap < f->nents + c->n)
