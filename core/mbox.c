@@ -161,7 +161,7 @@ static int dotlock_try(struct ms_store_folder *f, struct ms_err *e)
 {
 	char tmp[4096], pid[32];
 	struct stat st;
-	int fd, n, rc, err = 0;
+	int fd, n, rc, err = 0, nolink = 0;
 
 	if (tmp_name(f, tmp, sizeof tmp) < 0)
 		return ms_err_set(e, MS_ECREATE, "%s.lock: name too long",
@@ -188,10 +188,29 @@ static int dotlock_try(struct ms_store_folder *f, struct ms_err *e)
 		rc = 1;
 	else if (err == EEXIST)
 		rc = 0;
+	else if (err == EPERM || err == ENOTSUP || err == EOPNOTSUPP ||
+		 err == ENOSYS)
+		rc = 0, nolink = 1; /* no hard links here */
 	else
 		rc = ms_err_sys(e, ms_err_code_for_errno(err), err,
 				"%s.lock: cannot create dotlock", f->path);
 	unlinkat(f->dirfd, tmp, 0);
+	if (nolink) {
+		/* filesystems without hard links (vfat, some FUSE): create
+		 * it directly, with the pid written right after */
+		fd = openat(f->dirfd, f->lockname, O_WRONLY | O_CREAT |
+			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST)
+			return 0;
+		if (fd < 0)
+			return ms_err_sys(e, ms_err_code_for_errno(errno),
+					  errno, "%s.lock: cannot create "
+					  "dotlock", f->path);
+		if (write(fd, pid, (size_t)n) != n)
+			ms_log(MS_LOG_DEBUG, "%s.lock: short write", f->path);
+		close(fd);
+		rc = 1;
+	}
 	return rc;
 }
 
