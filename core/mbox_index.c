@@ -293,6 +293,15 @@ struct val_ctx {
 	unsigned long long s_size, s_sec, s_nsec;
 };
 
+static int unhex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
 static int parse_m(const char *l, struct idx_ent *x)
 {
 	unsigned long long o, len, size, uv, uid;
@@ -308,11 +317,11 @@ static int parse_m(const char *l, struct idx_ent *x)
 	    strlen(sha) != 64)
 		return -1;
 	for (i = 0; i < 32; i++) {
-		unsigned v;
+		int hi = unhex(sha[2 * i]), lo = unhex(sha[2 * i + 1]);
 
-		if (sscanf(sha + 2 * i, "%2x", &v) != 1)
+		if (hi < 0 || lo < 0)
 			return -1;
-		x->sha[i] = (unsigned char)v;
+		x->sha[i] = (unsigned char)(hi << 4 | lo);
 	}
 	if (kind == 'u' && sscanf(l + pos, "%llu %llu", &uv, &uid) == 2 &&
 	    uv <= UINT32_MAX && uid <= UINT32_MAX && uid > 0) {
@@ -549,24 +558,34 @@ out:
 }
 
 /* Where the record says: inside the file, "From " after a line end, the
- * blank separator line at its end. */
+ * blank separator line at its end.  When the next record starts right
+ * after this one (the usual case) one read covers this one's end and the
+ * next one's From_ line: *carry says how that went (-1: not read). */
 static int shape_ok(struct ms_store_folder *f, const struct idx_ent *x,
-		    uint64_t size)
+		    const struct idx_ent *next, uint64_t size, int *carry)
 {
+	int from_ok = *carry;
 	char b[8];
 
+	*carry = -1;
 	if (x->len < 7 || x->off > size || x->len > size - x->off)
 		return 0;
-	if (x->off > 0) {
-		if (read_exact(f->fd, b, 6, x->off - 1) < 0 || b[0] != '\n' ||
-		    memcmp(b + 1, "From ", 5) != 0)
+	if (from_ok < 0 && x->off > 0)
+		from_ok = read_exact(f->fd, b, 6, x->off - 1) == 0 &&
+			  b[0] == '\n' && memcmp(b + 1, "From ", 5) == 0;
+	else if (from_ok < 0)
+		from_ok = read_exact(f->fd, b, 5, 0) == 0 &&
+			  memcmp(b, "From ", 5) == 0;
+	if (!from_ok)
+		return 0;
+	if (next && next->off == x->off + x->len && next->off + 5 <= size) {
+		if (read_exact(f->fd, b, 7, x->off + x->len - 2) < 0)
 			return 0;
-	} else if (read_exact(f->fd, b, 5, 0) < 0 ||
-		   memcmp(b, "From ", 5) != 0) {
+		*carry = memcmp(b + 2, "From ", 5) == 0;
+	} else if (read_exact(f->fd, b, 2, x->off + x->len - 2) < 0) {
 		return 0;
 	}
-	return read_exact(f->fd, b, 2, x->off + x->len - 2) == 0 &&
-	       b[0] == '\n' && b[1] == '\n';
+	return b[0] == '\n' && b[1] == '\n';
 }
 
 int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
@@ -575,6 +594,7 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 	unsigned long long key[6];
 	struct stat st;
 	uint64_t size = 0;
+	int carry = -1;
 	off_t done;
 	int torn, rc;
 
@@ -612,9 +632,12 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 	}
 	for (size_t i = 0; i < f->nents; i++) {
 		struct idx_ent *x = &f->ents[i];
+		const struct idx_ent *next = i + 1 < f->nents ? x + 1 : NULL;
 
-		x->valid = f->fd >= 0 && shape_ok(f, x, size) &&
-			   (f->stamp_ok || hash_ok(f, x));
+		if (f->fd < 0 || !shape_ok(f, x, next, size, &carry))
+			x->valid = 0;
+		else
+			x->valid = f->stamp_ok || hash_ok(f, x);
 	}
 	memcpy(f->val_key, key, sizeof key);
 	f->val_cached = 1;
