@@ -6,6 +6,9 @@
  * offset, length and SHA-256.  Its "b"/"e"/"x" records bracket every
  * append, so an append cut by a crash is recognised and cut back at the
  * next open, while mail that other programs appended later is never cut.
+ * It is never trusted over the mbox: ms_mbox_validate checks every record
+ * against the file (and its hash when the file changed since the last "s"
+ * stamp), and records that fail count as not stored.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,12 +33,17 @@
  *   m OFF LEN FLAGS NL SHA256 SIZE DATE ID     one stored message
  *   e END           the append is complete and durable
  *   x PRE           an append failed or was cut back to PRE
+ *   s SIZE SEC NSEC the mbox's size and mtime after an append (or after
+ *                   a validation that hashed every message); older
+ *                   readers ignore it, so the version stays 1
  * OFF/LEN: the From_ line's offset and the length through the blank line;
  * FLAGS: MS_F_* in hex; NL: 1 when a final newline was added; SHA256 of
  * the message as stored before quoting (LF line ends, without the added
  * newline); SIZE: the server's size; DATE: INTERNALDATE or 0; ID: "u
  * UIDVALIDITY UID", "p UIDL" or "n" (POP3 without UIDL).  Only "m" lines
- * inside a b..e group count; a torn last line is ignored.
+ * inside a b..e group count; a torn last line is ignored.  Records the
+ * mbox lost are dropped by rewriting the whole index (temporary file,
+ * fsync, rename) as one "b S S" .. "e S" group, under the mbox locks.
  */
 
 typedef int (*idx_fn)(struct ms_store_folder *f, void *ctx, const char *l,
