@@ -847,6 +847,12 @@ static int mbox_forget_lost(struct ms_store_folder *f, struct ms_err *e)
 out:
 	free(drop);
 	unlock_all(f);
+	if (rc < 0 && !f->bad1) {
+		/* only the stamp was stale: the next run hashes again */
+		ms_log(MS_LOG_DEBUG, "%s", e->msg);
+		ms_err_clear(e);
+		rc = 0;
+	}
 	return rc;
 }
 
