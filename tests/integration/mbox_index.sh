@@ -8,7 +8,10 @@
 # again", fetches exactly those N again, deletes nothing on the server in
 # that run, exits 0; afterwards the mbox holds every server message
 # byte-identical (mboxrd_split.py).  The run after that: keep fetches
-# nothing, delete empties the server; both silent.
+# nothing, delete empties the server; both silent.  Also: state and mbox
+# removed (rebuild ignores the stale records); the mbox held by another
+# program while records must be dropped (exit 75, nothing fetched or
+# deleted); the cost in reads of the mbox (strace).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
 . "$here/../lib/dovecot.sh"
@@ -116,6 +119,39 @@ assert_eq "$RC|$(fetches imaps)" "0|6" "state and mbox removed: all 6 fetched ag
 assert_match "$ERR" "mbox $D/Mail/INBOX no longer matches its index: 6 messages will be fetched again" \
 	"state and mbox removed: warned"
 assert_eq "$(split_shas "$D/Mail/INBOX" "$D/s")" "$want" "state and mbox removed: all 6 stored again"
+
+# the records cannot be dropped while another program holds the mbox: the
+# folder fails (exit 75) before anything is fetched or deleted, and the
+# next run does it all
+D=$T/held
+mkdir -p "$D"
+ms_write_config "$D/keep.ini" ixh imaps "mbox:$D/Mail" policy=keep
+ms_write_config "$D/del.ini" ixh imaps "mbox:$D/Mail" policy=delete
+dv_doveadm expunge -u $U mailbox INBOX all 2>/dev/null
+dv_seed $U INBOX "$T"/m{1..6}
+run_ms -c "$D/keep.ini"
+last=$(grep '^m ' "$D/Mail/INBOX.msidx" | tail -1)
+truncate -s $(($(cut -d' ' -f2 <<<"$last") + 10)) "$D/Mail/INBOX"
+python3 -c '
+import fcntl, sys, time
+f = open(sys.argv[1], "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(5)' "$D/Mail/INBOX" "$D/held" &
+hpid=$!
+for ((i = 0; i < 50; i++)); do [ -e "$D/held" ] && break; sleep 0.1; done
+dv_rawlog_clear $U
+MAILSYNC_MBOX_LOCK_TIMEOUT=1 run_ms -c "$D/del.ini"
+kill "$hpid" 2>/dev/null
+wait "$hpid" 2>/dev/null
+assert_eq "$RC|$(fetches imaps)|$(dv_count $U INBOX)" "75|0|6" "mbox held: exit 75, nothing fetched, nothing deleted"
+assert_match "$ERR" "no longer matches its index: 1 message will be fetched again" "mbox held: the loss is reported"
+dv_rawlog_clear $U
+run_ms -c "$D/del.ini"
+assert_eq "$RC|$(fetches imaps)|$(dv_count $U INBOX)" "0|1|6" "lock free: the lost one fetched, still nothing deleted"
+assert_eq "$(split_shas "$D/Mail/INBOX" "$D/s" | grep -Fx -f <(echo "$want"))" "$want" "lock free: all 6 stored"
+run_ms -c "$D/del.ini"
+assert_eq "$RC|$ERR|$(dv_count $U INBOX)" "0||0" "the run after deletes all 6, silently"
 
 # the cost: an mbox unchanged since its stamp (size, mtime) is checked
 # with one small read per message (each covers one's end and the next
