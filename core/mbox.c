@@ -13,6 +13,7 @@
  * format.  Incoming headers (Status, X-UID, Content-Length...) are stored
  * unchanged: mboxrd readers do not trust Content-Length.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -107,22 +108,123 @@ static int holder_dead(struct ms_store_folder *f)
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
-static int dotlock_take(struct ms_store_folder *f, long long deadline,
-			struct ms_err *e)
+/* Temporary files of the dotlock protocol: LOCKNAME.mailsync.PID.RAND. */
+static int tmp_name(struct ms_store_folder *f, char *out, size_t cap)
 {
-	char pid[32];
-	struct stat st;
-	int fd, n;
+	static unsigned seq;
+	int n;
 
-	for (;;) {
-		fd = openat(f->dirfd, f->lockname, O_WRONLY | O_CREAT | O_EXCL |
-			    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			break;
-		if (errno != EEXIST)
+	n = snprintf(out, cap, "%s.mailsync.%ld.%llx%x", f->lockname,
+		     (long)getpid(), (unsigned long long)now_ms(), ++seq);
+	return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Remove the temporary files a killed mailsync left (their pid is dead). */
+static void sweep_tmp(struct ms_store_folder *f)
+{
+	size_t plen = strlen(f->lockname);
+	struct dirent *de;
+	DIR *d;
+	long pid;
+	char *end;
+	int fd;
+
+	if ((fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY |
+			 O_CLOEXEC)) < 0)
+		return;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, f->lockname, plen) != 0 ||
+		    strncmp(de->d_name + plen, ".mailsync.", 10) != 0)
+			continue;
+		pid = strtol(de->d_name + plen + 10, &end, 10);
+		if (end == de->d_name + plen + 10 || *end != '.' ||
+		    pid <= 0 || pid > 4194304)
+			continue;
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
+		    unlinkat(f->dirfd, de->d_name, 0) == 0)
+			ms_log(MS_LOG_DEBUG, "%s: removed %s of a dead process",
+			       f->path, de->d_name);
+	}
+	closedir(d);
+}
+
+/* One attempt: the pid goes into a unique temporary file first, which is
+ * then hard-linked to LOCKNAME, so the dotlock is never seen without its
+ * pid (a SIGKILL leaves a whole lock or none).  NFS: link() may report an
+ * error although it worked; the link count of the temporary file tells
+ * (liblockfile).  1: taken; 0: held by someone; < 0: error. */
+static int dotlock_try(struct ms_store_folder *f, struct ms_err *e)
+{
+	char tmp[4096], pid[32];
+	struct stat st;
+	int fd, n, rc, err = 0, nolink = 0;
+
+	if (tmp_name(f, tmp, sizeof tmp) < 0)
+		return ms_err_set(e, MS_ECREATE, "%s.lock: name too long",
+				  f->path);
+	fd = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ms_err_sys(e, ms_err_code_for_errno(errno), errno,
+				  "%s.lock: cannot create dotlock", f->path);
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (write(fd, pid, (size_t)n) != n) {
+		err = errno ? errno : EIO;
+		close(fd);
+		unlinkat(f->dirfd, tmp, 0);
+		return ms_err_sys(e, ms_err_code_for_errno(err), err,
+				  "%s.lock: cannot write dotlock", f->path);
+	}
+	close(fd);
+	if (linkat(f->dirfd, tmp, f->dirfd, f->lockname, 0) == 0)
+		rc = 1;
+	else if ((err = errno),
+		 fstatat(f->dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		 st.st_nlink == 2)
+		rc = 1;
+	else if (err == EEXIST)
+		rc = 0;
+	else if (err == EPERM || err == ENOTSUP || err == EOPNOTSUPP ||
+		 err == ENOSYS)
+		rc = 0, nolink = 1; /* no hard links here */
+	else
+		rc = ms_err_sys(e, ms_err_code_for_errno(err), err,
+				"%s.lock: cannot create dotlock", f->path);
+	unlinkat(f->dirfd, tmp, 0);
+	if (nolink) {
+		/* filesystems without hard links (vfat, some FUSE): create
+		 * it directly, with the pid written right after */
+		fd = openat(f->dirfd, f->lockname, O_WRONLY | O_CREAT |
+			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST)
+			return 0;
+		if (fd < 0)
 			return ms_err_sys(e, ms_err_code_for_errno(errno),
 					  errno, "%s.lock: cannot create "
 					  "dotlock", f->path);
+		if (write(fd, pid, (size_t)n) != n)
+			ms_log(MS_LOG_DEBUG, "%s.lock: short write", f->path);
+		close(fd);
+		rc = 1;
+	}
+	return rc;
+}
+
+static int dotlock_take(struct ms_store_folder *f, long long deadline,
+			struct ms_err *e)
+{
+	struct stat st;
+	int rc;
+
+	for (;;) {
+		if ((rc = dotlock_try(f, e)) < 0)
+			return rc;
+		if (rc == 1)
+			break;
 		/* A dotlock is stale when its holder is gone, or after
 		 * 5 minutes (liblockfile) when it names no process. */
 		if (holder_dead(f) &&
@@ -145,12 +247,12 @@ static int dotlock_take(struct ms_store_folder *f, long long deadline,
 					  f->path, f->path);
 		nap();
 	}
-	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (write(fd, pid, (size_t)n) != n)
-		ms_log(MS_LOG_DEBUG, "%s.lock: short write", f->path);
-	close(fd);
 	f->dotlocked = 1;
 	f->touched = time(NULL);
+	if (!f->swept) {
+		f->swept = 1;
+		sweep_tmp(f);
+	}
 	return 0;
 }
 
@@ -467,13 +569,34 @@ static uint64_t msg_total(const struct done_msg *d)
 	return strlen(d->from) + (uint64_t)d->len + 1;
 }
 
-/* Append every finished message; on error cut back to pre. */
-static int append_all(struct ms_store_folder *f, uint64_t pre,
+/* Newlines needed before a From_ line at the end of the mbox: it must
+ * start a line after a blank one, even when the file was cut mid-message
+ * or written by a program that did not end it so. */
+static size_t tail_pad(struct ms_store_folder *f, uint64_t size)
+{
+	char b[2];
+
+	if (size == 0)
+		return 0;
+	if (size == 1)
+		return pread(f->fd, b, 1, 0) == 1 && b[0] == '\n' ? 0 : 2;
+	if (pread(f->fd, b, 2, (off_t)size - 2) != 2)
+		return 2;
+	return b[1] != '\n' ? 2 : b[0] != '\n';
+}
+
+/* Append every finished message (after pad newlines); on error cut back
+ * to pre. */
+static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 		      struct ms_buf *idx, struct ms_err *e)
 {
-	uint64_t off = pre;
+	uint64_t off = pre + pad;
+	char stamp[96];
 	size_t i, wl = 0;
 	int rc = 0;
+
+	if (pad)
+		rc = copy_out(f, &wl, "\n\n", pad, e);
 
 	for (i = 0; i < f->n && rc == 0; i++) {
 		rc = append_one(f, &f->msgs[i], &wl, e);
@@ -488,6 +611,10 @@ static int append_all(struct ms_store_folder *f, uint64_t pre,
 		rc = ms_fs_fsync(f->fd, f->path, e);
 	if (rc == 0)
 		rc = ms_buf_addf(idx, e, "e %" PRIu64 "\n", off);
+	/* the mbox as it is now, for a cheap check at the next open */
+	if (rc == 0 && (rc = ms_mbox_stamp_line(f, stamp, sizeof stamp,
+						 e)) == 0)
+		rc = ms_buf_add(idx, stamp, strlen(stamp), e);
 	return rc;
 }
 
@@ -521,11 +648,10 @@ static int mbox_commit(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
 	char rec[64];
 	uint64_t pre, total = 0;
 	struct stat st;
-	size_t i;
+	size_t i, pad;
 	int rc;
 
 	ms_buf_init(&idx, 0);
-	f->dig_valid = 0; /* recovery may cut the index: rebuild on demand */
 	if (f->n == 0 || f->s->dry_run) {
 		drop_batch(f);
 		return 0;
@@ -542,13 +668,15 @@ static int mbox_commit(struct ms_store_folder *f, ms_durable_cb cb, void *ctx,
 		goto out;
 	}
 	pre = (uint64_t)st.st_size;
+	pad = tail_pad(f, pre);
+	total = pad;
 	for (i = 0; i < f->n; i++)
 		total += msg_total(&f->msgs[i]);
 	snprintf(rec, sizeof rec, "b %" PRIu64 " %" PRIu64 "\n", pre,
 		 pre + total);
 	if ((rc = ms_mbox_idx_append(f, rec, strlen(rec), e)) < 0)
 		goto out;
-	if ((rc = append_all(f, pre, &idx, e)) < 0 ||
+	if ((rc = append_all(f, pre, pad, &idx, e)) < 0 ||
 	    (rc = ms_mbox_idx_append(f, idx.s, idx.len, e)) < 0) {
 		cut_back(f, pre);
 		goto out;
@@ -656,6 +784,95 @@ static int mbox_put_labels(struct ms_store_folder *f, const char *data,
 	return rc;
 }
 
+/* At open: check the index against the mbox and remember which records
+ * no longer match (by position and offset) for lost/forget_lost. */
+static int remember_invalid(struct ms_store_folder *f, struct ms_err *e)
+{
+	size_t i;
+	int rc;
+
+	if ((rc = ms_mbox_validate(f, e)) < 0)
+		return rc;
+	f->nbad1 = 0;
+	for (i = 0; i < f->nents; i++)
+		f->nbad1 += !f->ents[i].valid;
+	if (f->nbad1 == 0)
+		return 0;
+	f->bad1 = calloc(f->nents, 1);
+	f->bad1_off = calloc(f->nents, sizeof *f->bad1_off);
+	if (!f->bad1 || !f->bad1_off)
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (i = 0; i < f->nents; i++) {
+		f->bad1[i] = !f->ents[i].valid;
+		f->bad1_off[i] = f->ents[i].off;
+	}
+	f->nbad1 = f->nents;
+	return 0;
+}
+
+static int mbox_lost(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		     struct ms_err *e)
+{
+	size_t n;
+	int rc;
+
+	if (!f->bad1)
+		return 0;
+	rc = ms_mbox_lost_ids(f, cb, ctx, &n, e);
+	if (rc == 0 && n)
+		ms_log(MS_LOG_WARN, "mbox %s no longer matches its index: %zu "
+		       "message%s will be fetched again", f->path, n,
+		       n == 1 ? "" : "s");
+	return rc;
+}
+
+/* Under the locks, validate again and drop the records that were invalid
+ * at open and still are (a record that became invalid since was not
+ * reported as lost: it stays, for the next run to report); or, when the
+ * index only lacked a current "s" record, append one. */
+static int mbox_forget_lost(struct ms_store_folder *f, struct ms_err *e)
+{
+	unsigned char *drop = NULL;
+	size_t i;
+	int rc;
+
+	if (f->s->dry_run || f->fd < 0 || f->dirfd < 0)
+		return 0;
+	if (!f->bad1 && (f->stamp_ok || f->nents == 0))
+		return 0;
+	if ((rc = lock_all(f, e)) < 0)
+		return rc;
+	if ((rc = ms_mbox_recover(f, e)) < 0 ||
+	    (rc = ms_mbox_validate(f, e)) < 0)
+		goto out;
+	if (f->nents && !(drop = calloc(f->nents, 1))) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	for (i = 0; f->bad1 && i < f->nents && i < f->nbad1; i++)
+		drop[i] = f->bad1[i] && !f->ents[i].valid &&
+			  f->ents[i].off == f->bad1_off[i];
+	if (f->bad1 || !f->stamp_ok)
+		rc = ms_mbox_idx_rewrite(f, drop, e);
+	if (rc == 0) {
+		free(f->bad1);
+		free(f->bad1_off);
+		f->bad1 = NULL;
+		f->bad1_off = NULL;
+		f->nbad1 = 0;
+	}
+out:
+	free(drop);
+	unlock_all(f);
+	if (rc < 0 && !f->bad1) {
+		/* only the stamp was stale: the next run hashes again */
+		ms_log(MS_LOG_DEBUG, "%s", e->msg);
+		ms_err_clear(e);
+		rc = 0;
+	}
+	return rc;
+}
+
 static void mbox_folder_close(struct ms_store_folder *f)
 {
 	if (!f)
@@ -673,8 +890,11 @@ static void mbox_folder_close(struct ms_store_folder *f)
 	free(f->path);
 	free(f->lockname);
 	free(f->idxname);
-	free(f->dig);
 	free(f->msgs);
+	ms_mbox_ents_free(f);
+	free(f->ents);
+	free(f->bad1);
+	free(f->bad1_off);
 	free(f->lf);
 	free(f->q);
 	free(f->wbuf);
@@ -716,6 +936,8 @@ static int mbox_folder_open(struct ms_store *s, const char *folder,
 		if (rc < 0)
 			goto out;
 	}
+	if ((rc = remember_invalid(f, e)) < 0)
+		goto out;
 	*out = f;
 	f = NULL;
 out:
@@ -795,6 +1017,8 @@ const struct ms_store_ops ms_mbox_store = {
 	.msg_abort = mbox_msg_abort,
 	.commit = mbox_commit,
 	.scan = ms_mbox_scan,
+	.lost = mbox_lost,
+	.forget_lost = mbox_forget_lost,
 	.set_flags = NULL,
 	.remove = NULL,
 	.put_labels = mbox_put_labels,

@@ -6,6 +6,9 @@
  * offset, length and SHA-256.  Its "b"/"e"/"x" records bracket every
  * append, so an append cut by a crash is recognised and cut back at the
  * next open, while mail that other programs appended later is never cut.
+ * It is never trusted over the mbox: ms_mbox_validate checks every record
+ * against the file (and its hash when the file changed since the last "s"
+ * stamp), and records that fail count as not stored.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "fsutil.h"
 #include "log.h"
@@ -28,12 +33,17 @@
  *   m OFF LEN FLAGS NL SHA256 SIZE DATE ID     one stored message
  *   e END           the append is complete and durable
  *   x PRE           an append failed or was cut back to PRE
+ *   s SIZE SEC NSEC the mbox's size and mtime after an append (or after
+ *                   a validation that hashed every message); older
+ *                   readers ignore it, so the version stays 1
  * OFF/LEN: the From_ line's offset and the length through the blank line;
  * FLAGS: MS_F_* in hex; NL: 1 when a final newline was added; SHA256 of
  * the message as stored before quoting (LF line ends, without the added
  * newline); SIZE: the server's size; DATE: INTERNALDATE or 0; ID: "u
  * UIDVALIDITY UID", "p UIDL" or "n" (POP3 without UIDL).  Only "m" lines
- * inside a b..e group count; a torn last line is ignored.
+ * inside a b..e group count; a torn last line is ignored.  Records the
+ * mbox lost are dropped by rewriting the whole index (temporary file,
+ * fsync, rename) as one "b S S" .. "e S" group, under the mbox locks.
  */
 
 typedef int (*idx_fn)(struct ms_store_folder *f, void *ctx, const char *l,
@@ -85,12 +95,16 @@ static int idx_lines(struct ms_store_folder *f, const char *p, size_t n,
 	return 0;
 }
 
-/* Parse the index from byte from; *done: end of the last whole line. */
-static int idx_read(struct ms_store_folder *f, off_t from, idx_fn fn,
-		    void *ctx, off_t *done, int *torn, struct ms_err *e)
+/* Parse the index from byte from; *done: end of the last whole line.
+ * track (the incremental refresh): an index replaced since the last call
+ * (another inode, or shorter) is parsed again from the start. */
+static int idx_read(struct ms_store_folder *f, off_t from, int track,
+		    idx_fn fn, void *ctx, off_t *done, int *torn,
+		    struct ms_err *e)
 {
 	struct idx_rd r = { .done = from };
 	char *buf = f->wbuf;
+	struct stat st;
 	off_t off = from;
 	ssize_t n;
 	int fd, rc = 0;
@@ -103,6 +117,14 @@ static int idx_read(struct ms_store_folder *f, off_t from, idx_fn fn,
 	if (fd < 0)
 		return errno == ENOENT ? 0
 				       : idx_fail(f, errno, "cannot open", e);
+	if (track && fstat(fd, &st) == 0) {
+		if (st.st_size < from ||
+		    (f->idx_ino && (uint64_t)st.st_ino != f->idx_ino)) {
+			from = off = r.done = *done = 0;
+			f->open_b = 0;
+		}
+		f->idx_ino = (uint64_t)st.st_ino;
+	}
 	ms_buf_init(&r.l, 0);
 	for (;;) {
 		n = pread(fd, buf, COPY_BUF, off);
@@ -159,17 +181,10 @@ static int refresh_line(struct ms_store_folder *f, void *ctx, const char *l,
 /* Bring open_b/idx_off up to date with what is on disk. */
 int ms_mbox_idx_refresh(struct ms_store_folder *f, struct ms_err *e)
 {
-	struct stat st;
 	off_t done;
 	int torn, rc;
 
-	if (f->dirfd >= 0 &&
-	    fstatat(f->dirfd, f->idxname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    st.st_size < f->idx_off) {
-		f->idx_off = 0; /* replaced under us: start again */
-		f->open_b = 0;
-	}
-	rc = idx_read(f, f->idx_off, refresh_line, NULL, &done, &torn, e);
+	rc = idx_read(f, f->idx_off, 1, refresh_line, NULL, &done, &torn, e);
 	if (rc < 0)
 		return rc;
 	f->idx_off = done;
@@ -276,54 +291,46 @@ int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
 			   d->nl_added, sha, m->size, m->internaldate, id);
 }
 
-/* ---- scan: the committed messages listed in the index --------------- */
+/* ---- validation: does the mbox still hold what the index lists? ------ */
 
-struct scan_ctx {
-	ms_stored_cb cb;
-	void *ctx;
-	struct ms_msg *grp;      /* "m" records of the open b..e group */
-	uint64_t *off;
-	unsigned char (*sha)[32];
+struct val_ctx {
+	struct idx_ent *grp;     /* "m" records of the open b..e group */
 	size_t n, cap;
 	int in_group;
-	struct ms_store_folder *dig; /* collect f->dig instead of cb */
-	size_t capdig;
+	int have_stamp;
+	unsigned long long s_size, s_sec, s_nsec;
 };
 
-static int unhex(const char *h, unsigned char out[32])
+static int unhex(char c)
 {
-	for (size_t i = 0; i < 32; i++) {
-		unsigned v = 0;
-
-		for (int k = 0; k < 2; k++) {
-			char c = h[2 * i + (size_t)k];
-
-			v <<= 4;
-			if (c >= '0' && c <= '9')
-				v |= (unsigned)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				v |= (unsigned)(c - 'a' + 10);
-			else
-				return -1;
-		}
-		out[i] = (unsigned char)v;
-	}
-	return h[64] == '\0' ? 0 : -1;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
 }
 
-static int parse_m(const char *l, struct ms_msg *m, uint64_t *off,
-		   unsigned char shab[32])
+static int parse_m(const char *l, struct idx_ent *x)
 {
 	unsigned long long o, len, size, uv, uid;
 	long long date;
 	unsigned flags;
-	int nl, pos = 0;
+	int nl, pos = 0, i;
 	char sha[65], kind, uidl[MS_UIDL_MAX + 2];
+	struct ms_msg *m = &x->meta;
 
-	memset(m, 0, sizeof *m);
+	memset(x, 0, sizeof *x);
 	if (sscanf(l, "m %llu %llu %x %d %64s %llu %lld %c %n", &o, &len,
-		   &flags, &nl, sha, &size, &date, &kind, &pos) < 8 || !pos)
+		   &flags, &nl, sha, &size, &date, &kind, &pos) < 8 || !pos ||
+	    strlen(sha) != 64)
 		return -1;
+	for (i = 0; i < 32; i++) {
+		int hi = unhex(sha[2 * i]), lo = unhex(sha[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		x->sha[i] = (unsigned char)(hi << 4 | lo);
+	}
 	if (kind == 'u' && sscanf(l + pos, "%llu %llu", &uv, &uid) == 2 &&
 	    uv <= UINT32_MAX && uid <= UINT32_MAX && uid > 0) {
 		m->uidvalidity = (uint32_t)uv;
@@ -338,142 +345,500 @@ static int parse_m(const char *l, struct ms_msg *m, uint64_t *off,
 	m->flags = flags;
 	m->internaldate = date;
 	m->has_meta = 1;
-	*off = o;
-	if (unhex(sha, shab) < 0)
-		memset(shab, 0, 32); /* matches nothing real */
+	x->off = o;
+	x->len = len;
+	x->nl = nl;
 	return 0;
 }
 
-static int scan_flush(struct scan_ctx *c, struct ms_err *e)
+static void grp_drop(struct val_ctx *c)
 {
-	char ref[32];
-	size_t i;
-	int rc;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->grp[i].line);
+	c->n = 0;
+}
 
-	for (i = 0; i < c->n && c->dig; i++) {
-		struct ms_store_folder *f = c->dig;
-		void *p;
+void ms_mbox_ents_free(struct ms_store_folder *f)
+{
+	for (size_t i = 0; i < f->nents; i++)
+		free(f->ents[i].line);
+	f->nents = 0;
+}
 
-		if (f->ndig == c->capdig) {
-			c->capdig = c->capdig ? 2 * c->capdig : 256;
-			if (!(p = realloc(f->dig, c->capdig * sizeof *f->dig)))
-				return ms_err_set(e, MS_EINTERNAL,
-						  "out of memory");
-			f->dig = p;
+static int val_flush(struct ms_store_folder *f, struct val_ctx *c,
+		     struct ms_err *e)
+{
+	size_t cap;
+	void *p;
+
+	if (c->n == 0)
+		return 0;
+	if (f->nents + c->n > f->capents) {
+		cap = f->capents ? f->capents : 64;
+		while (cap < f->nents + c->n)
+			cap *= 2;
+		if (!(p = realloc(f->ents, cap * sizeof *f->ents))) {
+			grp_drop(c);
+			return ms_err_set(e, MS_EINTERNAL, "out of memory");
 		}
-		f->dig[f->ndig].off = c->off[i];
-		memcpy(f->dig[f->ndig++].sha, c->sha[i], 32);
+		f->ents = p;
+		f->capents = cap;
 	}
-	for (i = 0; i < c->n && !c->dig; i++) {
-		snprintf(ref, sizeof ref, "%llu",
-			 (unsigned long long)c->off[i]);
-		if ((rc = c->cb(c->ctx, &c->grp[i], ref, e)) < 0)
-			return rc;
-	}
+	memcpy(f->ents + f->nents, c->grp, c->n * sizeof *c->grp);
+	f->nents += c->n;
 	c->n = 0;
 	return 0;
 }
 
-static int scan_line(struct ms_store_folder *f, void *ctx, const char *l,
-		     size_t n, struct ms_err *e)
+static int val_line(struct ms_store_folder *f, void *ctx, const char *l,
+		    size_t n, struct ms_err *e)
 {
-	struct scan_ctx *c = ctx;
+	struct val_ctx *c = ctx;
 	char line[IDX_LINE_MAX + 1];
-	void *p, *q, *r;
+	struct idx_ent x;
+	void *p;
 
-	(void)f;
 	memcpy(line, l, n);
 	line[n] = '\0';
 	switch (line[0]) {
 	case 'b':
 	case 'x':
 		c->in_group = line[0] == 'b';
-		c->n = 0; /* an unfinished or failed group counts for nothing */
+		grp_drop(c); /* an unfinished or failed group counts for nothing */
 		return 0;
 	case 'e':
 		c->in_group = 0;
-		return scan_flush(c, e);
+		return val_flush(f, c, e);
+	case 's':
+		if (sscanf(line, "s %llu %llu %llu", &c->s_size, &c->s_sec,
+			   &c->s_nsec) == 3)
+			c->have_stamp = 1;
+		return 0;
 	case 'm':
 		break;
 	default:
 		return 0;
 	}
-	if (!c->in_group)
+	if (!c->in_group || parse_m(line, &x) < 0)
 		return 0;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
-		p = realloc(c->grp, c->cap * sizeof *c->grp);
-		if (p)
-			c->grp = p;
-		q = realloc(c->off, c->cap * sizeof *c->off);
-		if (q)
-			c->off = q;
-		r = realloc(c->sha, c->cap * sizeof *c->sha);
-		if (r)
-			c->sha = r;
-		if (!p || !q || !r)
+		if (!(p = realloc(c->grp, c->cap * sizeof *c->grp)))
 			return ms_err_set(e, MS_EINTERNAL, "out of memory");
+		c->grp = p;
 	}
-	if (parse_m(line, &c->grp[c->n], &c->off[c->n], c->sha[c->n]) == 0)
-		c->n++;
+	if (!(x.line = strdup(line)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	c->grp[c->n++] = x;
 	return 0;
 }
 
-int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
-		     struct ms_err *e)
+static int read_exact(int fd, char *p, size_t n, uint64_t off)
 {
-	struct scan_ctx c = { .cb = cb, .ctx = ctx };
+	ssize_t r;
+
+	while (n > 0) {
+		r = pread(fd, p, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* mboxrd unquoting into the digest: ^>+From  loses one '>'. */
+struct unq {
+	EVP_MD_CTX *md;
+	int st;                  /* 0 line start, 1 in '>' run, 2 mid-line */
+	uint64_t gt;             /* '>' held back */
+	int k;                   /* bytes of "From " matched after them */
+};
+
+static void unq_gt(struct unq *u, uint64_t n)
+{
+	static const char g[64] = ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>"
+				  ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>";
+
+	while (n > 0) {
+		size_t k = n < sizeof g ? (size_t)n : sizeof g;
+
+		EVP_DigestUpdate(u->md, g, k);
+		n -= k;
+	}
+}
+
+static void unq_release(struct unq *u)
+{
+	unq_gt(u, u->gt);
+	EVP_DigestUpdate(u->md, "From ", (size_t)u->k);
+	u->gt = 0;
+	u->k = 0;
+}
+
+static void unq_feed(struct unq *u, const char *p, size_t n)
+{
+	size_t i, run = 0;
+
+	for (i = 0; i < n; i++) {
+		char ch = p[i];
+
+		if (u->st == 2) {
+			if (ch == '\n')
+				u->st = 0;
+			run++;
+			continue;
+		}
+		EVP_DigestUpdate(u->md, p + i - run, run);
+		run = 0;
+		if (u->st == 0 && ch != '>') {
+			if (ch != '\n')
+				u->st = 2;
+			EVP_DigestUpdate(u->md, &ch, 1);
+			continue;
+		}
+		if (ch == '>' && u->k == 0) {
+			u->st = 1;
+			u->gt++;
+			continue;
+		}
+		if (ch == "From "[u->k]) {
+			if (++u->k == 5) {
+				unq_gt(u, u->gt - 1);
+				EVP_DigestUpdate(u->md, "From ", 5);
+				u->gt = 0;
+				u->k = 0;
+				u->st = 2;
+			}
+			continue;
+		}
+		unq_release(u);
+		EVP_DigestUpdate(u->md, &ch, 1);
+		u->st = ch == '\n' ? 0 : 2;
+	}
+	EVP_DigestUpdate(u->md, p + i - run, run);
+}
+
+/* Hash the message stored at x (From_ line skipped, unquoted, without the
+ * blank separator nor an added newline): 1 if it matches, 0 if not. */
+static int hash_ok(struct ms_store_folder *f, const struct idx_ent *x)
+{
+	unsigned char sha[32];
+	struct unq u = { 0 };
+	uint64_t off = x->off, end = x->off + x->len - 1;
+	char *buf = f->wbuf, *nl;
+	int skipping = 1, ok = 0;
+	size_t k;
+
+	if (x->nl) {
+		if (end == off)
+			return 0;
+		end--; /* the newline mailsync added */
+	}
+	if (!(u.md = EVP_MD_CTX_new()) ||
+	    !EVP_DigestInit_ex(u.md, EVP_sha256(), NULL))
+		goto out;
+	while (off < end) {
+		k = end - off < COPY_BUF ? (size_t)(end - off) : COPY_BUF;
+		if (read_exact(f->fd, buf, k, off) < 0)
+			goto out;
+		off += k;
+		if (skipping) {
+			if (!(nl = memchr(buf, '\n', k)))
+				continue;
+			skipping = 0;
+			unq_feed(&u, nl + 1, k - (size_t)(nl + 1 - buf));
+			continue;
+		}
+		unq_feed(&u, buf, k);
+	}
+	if (skipping)
+		goto out;
+	unq_release(&u);
+	EVP_DigestFinal_ex(u.md, sha, NULL);
+	ok = memcmp(sha, x->sha, sizeof sha) == 0;
+out:
+	EVP_MD_CTX_free(u.md);
+	return ok;
+}
+
+/* Where the record says: inside the file, "From " after a line end, the
+ * blank separator line at its end.  When the next record starts right
+ * after this one (the usual case) one read covers this one's end and the
+ * next one's From_ line: *carry says how that went (-1: not read). */
+static int shape_ok(struct ms_store_folder *f, const struct idx_ent *x,
+		    const struct idx_ent *next, uint64_t size, int *carry)
+{
+	int from_ok = *carry;
+	char b[8];
+
+	*carry = -1;
+	if (x->len < 7 || x->off > size || x->len > size - x->off)
+		return 0;
+	if (from_ok < 0 && x->off > 0)
+		from_ok = read_exact(f->fd, b, 6, x->off - 1) == 0 &&
+			  b[0] == '\n' && memcmp(b + 1, "From ", 5) == 0;
+	else if (from_ok < 0)
+		from_ok = read_exact(f->fd, b, 5, 0) == 0 &&
+			  memcmp(b, "From ", 5) == 0;
+	if (!from_ok)
+		return 0;
+	if (next && next->off == x->off + x->len && next->off + 5 <= size) {
+		if (read_exact(f->fd, b, 7, x->off + x->len - 2) < 0)
+			return 0;
+		*carry = memcmp(b + 2, "From ", 5) == 0;
+	} else if (read_exact(f->fd, b, 2, x->off + x->len - 2) < 0) {
+		return 0;
+	}
+	return b[0] == '\n' && b[1] == '\n';
+}
+
+int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
+{
+	struct val_ctx c = { 0 };
+	unsigned long long key[6];
+	struct stat st;
+	uint64_t size = 0;
+	int carry = -1;
 	off_t done;
 	int torn, rc;
 
-	/* Without an index nothing is known: the engine re-downloads
-	 * (a duplicate rather than a loss); messages are never rewritten
-	 * to carry our identity. */
-	rc = idx_read(f, 0, scan_line, &c, &done, &torn, e);
+	/* nothing changed since the last validation: its result stands */
+	memset(key, 0, sizeof key);
+	if (f->fd >= 0 && fstat(f->fd, &st) == 0) {
+		key[0] = (unsigned long long)st.st_size + 1;
+		key[1] = (unsigned long long)st.st_mtim.tv_sec;
+		key[2] = (unsigned long long)st.st_mtim.tv_nsec;
+	}
+	if (f->dirfd >= 0 &&
+	    fstatat(f->dirfd, f->idxname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		key[3] = (unsigned long long)st.st_size + 1;
+		key[4] = (unsigned long long)st.st_mtim.tv_sec;
+		key[5] = (unsigned long long)st.st_mtim.tv_nsec;
+	}
+	if (f->val_cached && memcmp(key, f->val_key, sizeof key) == 0)
+		return 0;
+	f->val_cached = 0;
+	ms_mbox_ents_free(f);
+	f->stamp_ok = 0;
+	rc = idx_read(f, 0, 0, val_line, &c, &done, &torn, e);
+	grp_drop(&c);
 	free(c.grp);
-	free(c.off);
-	free(c.sha);
+	if (rc < 0)
+		return rc;
+	if (f->fd >= 0) {
+		if (fstat(f->fd, &st) < 0)
+			return ms_err_sys(e, MS_EIO, errno, "%s: fstat",
+					  f->path);
+		size = (uint64_t)st.st_size;
+		f->stamp_ok = c.have_stamp && c.s_size == size &&
+			      c.s_sec == (unsigned long long)st.st_mtim.tv_sec &&
+			      c.s_nsec == (unsigned long long)st.st_mtim.tv_nsec;
+	}
+	for (size_t i = 0; i < f->nents; i++) {
+		struct idx_ent *x = &f->ents[i];
+		const struct idx_ent *next = i + 1 < f->nents ? x + 1 : NULL;
+
+		if (f->fd < 0 || !shape_ok(f, x, next, size, &carry))
+			x->valid = 0;
+		else
+			x->valid = f->stamp_ok || hash_ok(f, x);
+	}
+	memcpy(f->val_key, key, sizeof key);
+	f->val_cached = 1;
+	return 0;
+}
+
+int ms_mbox_stamp_line(struct ms_store_folder *f, char *out, size_t cap,
+		       struct ms_err *e)
+{
+	struct stat st;
+
+	if (fstat(f->fd, &st) < 0)
+		return ms_err_sys(e, MS_EIO, errno, "%s: fstat", f->path);
+	snprintf(out, cap, "s %llu %llu %llu\n",
+		 (unsigned long long)st.st_size,
+		 (unsigned long long)st.st_mtim.tv_sec,
+		 (unsigned long long)st.st_mtim.tv_nsec);
+	return 0;
+}
+
+/* Identity as text: "u V U", "p UIDL" or "" (none). */
+static void ent_key(const struct ms_msg *m, char *out, size_t cap)
+{
+	if (m->uidl[0])
+		snprintf(out, cap, "p %s", m->uidl);
+	else if (m->uid)
+		snprintf(out, cap, "u %" PRIu32 " %" PRIu32, m->uidvalidity,
+			 m->uid);
+	else
+		out[0] = '\0';
+}
+
+struct keyed {
+	char key[MS_UIDL_MAX + 32];
+	size_t i;
+};
+
+static int cmp_keyed(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+int ms_mbox_lost_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		     size_t *n, struct ms_err *e)
+{
+	struct keyed *k = NULL;
+	size_t i, j, nk = 0, nbad = 0;
+	int rc = 0, any;
+
+	*n = 0;
+	for (i = 0; i < f->nents; i++)
+		nbad += !f->ents[i].valid;
+	if (nbad == 0)
+		return 0;
+	if (!(k = calloc(f->nents, sizeof *k)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	for (i = 0; i < f->nents; i++) {
+		ent_key(&f->ents[i].meta, k[nk].key, sizeof k[nk].key);
+		k[nk].i = i;
+		if (k[nk].key[0])
+			nk++;
+	}
+	qsort(k, nk, sizeof *k, cmp_keyed);
+	for (i = 0; i < nk && rc == 0; i = j) {
+		any = 0;
+		for (j = i; j < nk && strcmp(k[j].key, k[i].key) == 0; j++)
+			any |= f->ents[k[j].i].valid;
+		if (any)
+			continue;
+		(*n)++;
+		if (cb)
+			rc = cb(ctx, &f->ents[k[i].i].meta, NULL, e);
+	}
+	free(k);
 	return rc;
 }
 
-static int cmp_dig(const void *a, const void *b)
+int ms_mbox_idx_rewrite(struct ms_store_folder *f, const unsigned char *drop,
+			struct ms_err *e)
 {
-	uint64_t x = ((const struct mbox_dig *)a)->off;
-	uint64_t y = ((const struct mbox_dig *)b)->off;
+	char tmp[300], stamp[96], path[4096], rec[64];
+	struct ms_buf b;
+	struct stat st;
+	size_t i, ndrop = 0;
+	int fd = -1, rc;
 
-	return x < y ? -1 : x > y;
+	if ((rc = ms_mbox_stamp_line(f, stamp, sizeof stamp, e)) < 0)
+		return rc;
+	for (i = 0; i < f->nents; i++)
+		ndrop += drop && drop[i];
+	if (ndrop == 0)
+		return ms_mbox_idx_append(f, stamp, strlen(stamp), e);
+	if (fstat(f->fd, &st) < 0)
+		return ms_err_sys(e, MS_EIO, errno, "%s: fstat", f->path);
+	ms_buf_init(&b, 0);
+	snprintf(rec, sizeof rec, "b %llu %llu\n",
+		 (unsigned long long)st.st_size,
+		 (unsigned long long)st.st_size);
+	if ((rc = ms_buf_add(&b, IDX_MAGIC, strlen(IDX_MAGIC), e)) < 0 ||
+	    (rc = ms_buf_add(&b, rec, strlen(rec), e)) < 0)
+		goto out;
+	for (i = 0; i < f->nents && rc == 0; i++)
+		if (!drop[i])
+			rc = ms_buf_addf(&b, e, "%s\n", f->ents[i].line);
+	if (rc < 0 ||
+	    (rc = ms_buf_addf(&b, e, "e %llu\n%s",
+			      (unsigned long long)st.st_size, stamp)) < 0)
+		goto out;
+	snprintf(tmp, sizeof tmp, ".%.200s.mailsync-tmp", f->idxname);
+	snprintf(path, sizeof path, "%s.msidx", f->path);
+	(void)unlinkat(f->dirfd, tmp, 0);
+	if ((rc = ms_fs_create(f->dirfd, tmp, &fd, e)) < 0 ||
+	    (rc = ms_fs_write_all(fd, b.s, b.len, path, e)) < 0 ||
+	    (rc = ms_fs_fsync(fd, path, e)) < 0)
+		goto out;
+	if (renameat(f->dirfd, tmp, f->dirfd, f->idxname) < 0) {
+		rc = idx_fail(f, errno, "cannot replace", e);
+		goto out;
+	}
+	if (fsync(f->dirfd) < 0) {
+		rc = idx_fail(f, errno, "cannot fsync the directory", e);
+		goto out;
+	}
+	f->idx_off = 0;
+	f->open_b = 0;
+	f->idx_torn = 0;
+	rc = ms_mbox_idx_refresh(f, e);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		(void)unlinkat(f->dirfd, tmp, 0);
+	ms_buf_free(&b);
+	return rc;
 }
 
-/* One pass over the index builds offset -> hash for all digest calls
- * that follow (a mass change asks for every message). */
+/* ---- digest: the recorded hash of one valid entry ------------------- */
+
 int ms_mbox_digest(struct ms_store_folder *f, const char *ref,
 		   unsigned char sha[32], struct ms_err *e)
 {
-	struct scan_ctx c = { .dig = f };
-	struct mbox_dig key = { 0 }, *d;
-	off_t done;
-	int torn, rc = 0;
+	unsigned long long off;
 	char *end;
+	size_t lo = 0, hi, mid;
+	int rc;
 
-	if (!f->dig_valid) {
-		free(f->dig);
-		f->dig = NULL;
-		f->ndig = 0;
-		rc = idx_read(f, 0, scan_line, &c, &done, &torn, e);
-		free(c.grp);
-		free(c.off);
-		free(c.sha);
-		if (rc < 0)
-			return rc;
-		qsort(f->dig, f->ndig, sizeof *f->dig, cmp_dig);
-		f->dig_valid = 1;
+	errno = 0;
+	off = strtoull(ref, &end, 10);
+	if (!*ref || *end || errno)
+		return ms_err_set(e, MS_EINTERNAL, "%s: bad message reference "
+				  "%s", f->path, ref);
+	if ((rc = ms_mbox_validate(f, e)) < 0) /* cached when unchanged */
+		return rc;
+	/* entries are in file order: appends only grow the offsets */
+	hi = f->nents;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (f->ents[mid].off < off)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	key.off = strtoull(ref, &end, 10);
-	d = *ref && !*end ? bsearch(&key, f->dig, f->ndig, sizeof *f->dig,
-				    cmp_dig) : NULL;
-	if (!d)
-		return ms_err_set(e, MS_EINTERNAL, "%s: no index record at "
-				  "offset %s", f->path, ref);
-	memcpy(sha, d->sha, 32);
-	return 0;
+	if (lo < f->nents && f->ents[lo].off == off && f->ents[lo].valid) {
+		memcpy(sha, f->ents[lo].sha, 32);
+		return 0;
+	}
+	return ms_err_set(e, MS_EINTERNAL, "%s: no valid index record at "
+			  "offset %s", f->path, ref);
+}
+
+/* ---- scan: the committed messages the mbox still holds -------------- */
+
+int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		 struct ms_err *e)
+{
+	char ref[32];
+	int rc;
+
+	/* Without an index nothing is known: the engine re-downloads
+	 * (a duplicate rather than a loss); messages are never rewritten
+	 * to carry our identity.  Records the mbox no longer matches
+	 * (removed, truncated, replaced) count for nothing either. */
+	if ((rc = ms_mbox_validate(f, e)) < 0)
+		return rc;
+	for (size_t i = 0; i < f->nents && rc == 0; i++) {
+		if (!f->ents[i].valid)
+			continue;
+		snprintf(ref, sizeof ref, "%llu",
+			 (unsigned long long)f->ents[i].off);
+		rc = cb(ctx, &f->ents[i].meta, ref, e);
+	}
+	return rc;
 }

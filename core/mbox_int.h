@@ -39,6 +39,16 @@ struct done_msg {
 	int nl_added;
 };
 
+/* A committed "m" record of the index, and whether the mbox still holds
+ * that message at its offset (ms_mbox_validate). */
+struct idx_ent {
+	uint64_t off, len;
+	unsigned char sha[32];
+	int nl, valid;
+	struct ms_msg meta;
+	char *line;              /* the record, for a rewrite */
+};
+
 struct ms_store_folder {
 	struct ms_store *s;
 	int dirfd;               /* the mbox's directory */
@@ -53,21 +63,22 @@ struct ms_store_folder {
 	char *lf, *q, *wbuf;     /* CHUNK + 8, 2 * CHUNK + 16, COPY_BUF */
 	/* index as last read */
 	off_t idx_off;           /* bytes of complete lines parsed */
+	uint64_t idx_ino;        /* of the index parsed (a rewrite replaces it) */
 	int idx_torn;            /* a partial line follows idx_off */
 	int open_b;              /* an append was begun and not closed */
 	uint64_t b_pre, b_end;
 	int dotlocked, fcntl_locked;
+	int swept;               /* dead temporary dotlock files removed */
 	time_t touched;          /* last refresh of our dotlock */
-	/* offset -> SHA-256 of every indexed message, sorted by offset;
-	 * built by the first digest call, dropped at commit and close */
-	struct mbox_dig *dig;
-	size_t ndig;
-	int dig_valid;
-};
-
-struct mbox_dig {
-	uint64_t off;
-	unsigned char sha[32];
+	/* index validation (ms_mbox_validate) */
+	struct idx_ent *ents;
+	size_t nents, capents;
+	int stamp_ok;            /* the last "s" record matches the mbox */
+	int val_cached;          /* ents match mbox and index as in val_key */
+	unsigned long long val_key[6]; /* their size, mtime s, mtime ns */
+	unsigned char *bad1;     /* invalid at folder open, by position */
+	uint64_t *bad1_off;
+	size_t nbad1;
 };
 
 struct ms_store_msg {
@@ -96,8 +107,27 @@ int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
 		       uint64_t len, struct ms_err *e);
 int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		 struct ms_err *e);
+/* Read the committed records and check each against the mbox: inside the
+ * file, a From_ line at its offset after a line end, ending in the blank
+ * line; when the mbox's size or mtime differ from the last "s" record, also
+ * the SHA-256 of the unquoted message.  Sets ents[].valid and stamp_ok. */
+int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e);
+/* Identities with no valid record; cb(ctx, m, NULL, e) for each (at most
+ * once each; POP3 without UIDL has none).  *n: how many. */
+int ms_mbox_lost_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		     size_t *n, struct ms_err *e);
+/* Locks held, just validated: rewrite the index without the records that
+ * drop[i] marks (atomically: temporary file, fsync, rename, directory
+ * fsync) ending with a fresh "s" record; with nothing to drop only append
+ * the "s" record. */
+int ms_mbox_idx_rewrite(struct ms_store_folder *f, const unsigned char *drop,
+			struct ms_err *e);
+/* The "s SIZE SEC NSEC" record for the mbox as it is now. */
+int ms_mbox_stamp_line(struct ms_store_folder *f, char *out, size_t cap,
+		       struct ms_err *e);
+void ms_mbox_ents_free(struct ms_store_folder *f);
 /* The store's digest op: SHA-256 of the message scan named ref (its
- * offset), from the index's "m" record. */
+ * offset), from the "m" record of a valid index entry. */
 int ms_mbox_digest(struct ms_store_folder *f, const char *ref,
 		   unsigned char sha[32], struct ms_err *e);
 

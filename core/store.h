@@ -62,6 +62,15 @@ struct ms_store_ops {
 	 * commit, as Dovecot does); 0 when unknown. */
 	int (*scan)(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		    struct ms_err *e);
+	/* Optional: identities the store had recorded as stored but no
+	 * longer holds (mbox: removed, truncated or replaced behind the
+	 * index's back), found at folder_open; cb(ctx, m, NULL, e) once
+	 * each.  The engine forgets them in the state (so they are fetched
+	 * again, and not deleted on the server in this run), makes that
+	 * durable, then calls forget_lost so the store drops the records. */
+	int (*lost)(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		    struct ms_err *e);
+	int (*forget_lost)(struct ms_store_folder *f, struct ms_err *e);
 	/* Optional: give the stored copy named ref (from scan) the identity
 	 * of m (new UID and UIDVALIDITY), durably (rename + dir fsync).
 	 * Used to re-match a folder after a UIDVALIDITY change. */

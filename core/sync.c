@@ -361,6 +361,48 @@ int ms_sync_reconcile(struct ms_folder_run *fr,
 	return ms_state_sync(fr->state, e);
 }
 
+static int lost_cb(void *ctx, const struct ms_msg *m, const char *ref,
+		   struct ms_err *e)
+{
+	struct ms_folder_run *fr = ctx;
+
+	(void)ref;
+	if (fr->ar->a->proto == MS_PROTO_IMAP &&
+	    (!m->uid || (ms_state_uidvalidity(fr->state) &&
+			 m->uidvalidity != ms_state_uidvalidity(fr->state))))
+		return 0;
+	if (fr->ar->a->proto == MS_PROTO_POP3 && !m->uidl[0])
+		return 0;
+	fr->lost++;
+	return ms_state_del(fr->state, m, e);
+}
+
+/*
+ * The store no longer holds messages it had recorded (an mbox removed,
+ * truncated or replaced while its index stayed): the state must not keep
+ * calling them stored, or they would never be fetched again and a
+ * deleting policy would remove the only copy from the server.  They are
+ * forgotten (durably) before the store drops its records, so a crash in
+ * between only repeats this; nothing is deleted on the server in this run.
+ */
+static int forget_lost(struct ms_folder_run *fr, struct ms_err *e)
+{
+	const struct ms_store_ops *ops = fr->ar->sops;
+	int rc;
+
+	if (!ops->lost)
+		return 0;
+	fr->lost = 0;
+	if ((rc = ops->lost(fr->sf, lost_cb, fr, e)) < 0)
+		return rc;
+	if (fr->lost) {
+		fr->no_delete = 1;
+		if ((rc = ms_state_sync(fr->state, e)) < 0)
+			return rc;
+	}
+	return ops->forget_lost ? ops->forget_lost(fr->sf, e) : 0;
+}
+
 int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
 {
 	struct acct_run *ar = fr->ar;
@@ -371,7 +413,9 @@ int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
 	if (rc < 0)
 		return rc;
 	fr->state_status = ms_state_status(fr->state);
-	return ar->sops->folder_open(ar->store, fr->local, &fr->sf, e);
+	if ((rc = ar->sops->folder_open(ar->store, fr->local, &fr->sf, e)) < 0)
+		return rc;
+	return forget_lost(fr, e);
 }
 
 void ms_sync_folder_close(struct ms_folder_run *fr)

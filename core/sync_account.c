@@ -37,7 +37,7 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 	fr.local = local;
 	if ((rc = ms_sync_folder_open(&fr, fe)) < 0)
 		goto out;
-	if (ar->a->proto == MS_PROTO_IMAP &&
+	if (ar->a->proto == MS_PROTO_IMAP && !fr.lost &&
 	    ms_sync_imap_unchanged(&fr, pre)) {
 		fr.fs = *pre; /* nothing to do: not even a SELECT */
 		rc = ms_sync_folder_finish(&fr, fe);

@@ -55,6 +55,7 @@ struct ms_folder_run {
 	unsigned long would_fetch, would_delete;
 	unsigned long long would_bytes;
 	int no_delete;               /* identity in doubt: no deletion */
+	unsigned long lost;          /* recorded, but the store lost them */
 	char msgname[128];
 
 	/* POP3: deletions sent, committed by QUIT */

@@ -198,7 +198,8 @@ static void plan_deletes(struct pop3_plan *p)
 	uint64_t size;
 	time_t first;
 
-	if (a->policy == MS_POLICY_KEEP || p->no_uidl || p->mass)
+	if (a->policy == MS_POLICY_KEEP || p->no_uidl || p->mass ||
+	    fr->no_delete)
 		return;
 	for (size_t i = 0; i < p->nall; i++) {
 		struct ms_msg *m = &p->all[i];

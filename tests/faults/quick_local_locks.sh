@@ -10,7 +10,9 @@
 #      appended, nothing deleted on the server, the other program's
 #      dotlock left alone;
 #  (d) two accounts writing the same Maildir and the same mbox at once: no
-#      name collision, every message of both present once, the mbox parses.
+#      name collision, every message of both present once, the mbox parses;
+#  (e) mailsync killed (SIGKILL) just before and just after the link() that
+#      makes its mbox dotlock: the next run takes the lock at once, exit 0.
 # The first run is kept inside its lock by strace delaying a syscall.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
@@ -154,5 +156,46 @@ for kind in maildir mbox; do
 	fi
 	assert_eq "$got" "$want" "F37d $kind: all 16 messages of both accounts present once, byte-identical"
 	assert_eq "$(dv_count $U INBOX) $(dv_count $DV_USER2 INBOX)" "0 0" "F37d $kind: both server folders empty"
+done
+# ---- (e) SIGKILL while taking / holding the mbox dotlock ----
+# The dotlock is a link() to a temporary file that already holds the pid:
+# a kill before the link leaves no dotlock (only the temporary file, which
+# the next run removes because its pid is dead), a kill after it leaves a
+# dotlock naming the dead pid, which the next run removes at once.  Either
+# way the next run takes the lock at once (never the 5-minute staleness).
+for when in enter exit; do
+	dv_seed $U INBOX "$T"/m{1..4}
+	E=$T/E$when
+	ms_write_config "$T/e$when.ini" e$when imaps "mbox:$E" policy=delete
+	ms_strace -f -qq -o /dev/null -e trace=linkat \
+		-e inject=linkat:delay_$when=3000000:when=1 \
+		"$MAILSYNC" -c "$T/e$when.ini" >/dev/null 2>"$T/err.e$when" &
+	spid=$!
+	mpid=$(child_of $spid)
+	for ((i = 0; i < 50; i++)); do
+		ls "$E"/INBOX.lock.mailsync.* >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	[ $when = exit ] && sleep 0.5 # the link is made before the delay
+	kill -9 "$mpid"
+	wait $spid 2>/dev/null
+	if [ $when = enter ]; then
+		assert_eq "$([ -e "$E/INBOX.lock" ] && echo lock) $(cat "$E"/INBOX.lock.mailsync.$mpid.* 2>/dev/null)" \
+			" $mpid" "F37e kill before link(): no dotlock, the temporary file holds the pid"
+	else
+		assert_eq "$(cat "$E/INBOX.lock" 2>/dev/null)" "$mpid" \
+			"F37e kill after link(): the dotlock holds the killed run's pid (never empty)"
+	fi
+	assert_eq "$(dv_count $U INBOX)" 4 "F37e $when: nothing deleted by the killed run"
+	start=$(date +%s%N)
+	RC=0
+	ERR=$(MAILSYNC_MBOX_LOCK_TIMEOUT=30 timeout 60 "$MAILSYNC" -c "$T/e$when.ini" 2>&1 >/dev/null) || RC=$?
+	took=$((($(date +%s%N) - start) / 1000000))
+	ERR=$(grep -v "^mailsync: $E/INBOX.lock: removed the dotlock of a process that no longer exists\$" <<<"$ERR")
+	assert_eq "$RC $ERR" "0 " "F37e $when: the next run exits 0"
+	assert_eq "$([ $took -lt 10000 ] && echo 'at once')" "at once" "F37e $when: the lock taken at once (${took} ms)"
+	assert_eq "$(ls -a "$E" | grep -c 'INBOX\.lock')" 0 "F37e $when: no dotlock nor temporary file left"
+	assert_eq "$(dv_count $U INBOX) $(python3 "$here/../lib/mboxrd_split.py" "$E/INBOX" "$T/e$when.split")" \
+		"0 4" "F37e $when: all 4 stored, server empty"
 done
 t_done

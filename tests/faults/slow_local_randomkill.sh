@@ -8,9 +8,9 @@
 # byte-identical (O1/O3), and no duplicate (O2); after the clean run: every
 # message stored (and, for delete, the server empty), and the run after
 # that fetches, deletes and stores nothing (O6).  CRASH_LENIENT=1 tolerates
-# duplicates and stale dotlocks (bugs fixed in 6550ff7, d430a91).  An empty
-# dotlock left by a kill between its creation and the pid write (open
-# bug) is aged by the test and reported unless CRASH_STRICT=1.
+# duplicates and stale dotlocks (bugs fixed in 6550ff7, d430a91).  A kill
+# never leaves an empty dotlock (it is link()ed from a temporary file that
+# already holds the pid): one found fails the test.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
 . "$here/../lib/dovecot.sh"
@@ -36,7 +36,7 @@ seed_all() { # empty the folders, append 70 corpus messages (1..210) to each
 	done
 }
 RANDOM=6
-stale=0 empty=0
+stale=0
 for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 	policy=${variant%-*} kind=${variant#*-}
 	seed_all
@@ -64,14 +64,10 @@ for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 			if [ $kind = mbox ] && [ -e "$p.lock" ] && [ "${CRASH_LENIENT:-0}" = 1 ]; then
 				stale=$((stale + 1))
 				touch -d '-6 minutes' "$p.lock"
-			elif [ $kind = mbox ] && [ -f "$p.lock" ] && [ ! -s "$p.lock" ] &&
-				[ "${CRASH_STRICT:-0}" != 1 ]; then
-				# known, unfixed: killed between creating its dotlock
-				# and writing its pid into it, mailsync leaves an
-				# empty dotlock that blocks runs (exit 75) for 5 min
-				echo "# KNOWN BUG (empty dotlock after SIGKILL, CRASH_STRICT=1 fails it): $variant run $it $f"
-				empty=$((empty + 1))
-				touch -d '-6 minutes' "$p.lock"
+			elif [ $kind = mbox ] && [ -f "$p.lock" ] && [ ! -s "$p.lock" ]; then
+				# the dotlock is link()ed from a file that already
+				# holds the pid: a kill never leaves it empty
+				not_ok "F06 $variant run $it $f: no empty dotlock after SIGKILL"
 			fi
 			or_check $U "$f" "$kind" "$p" "F06 $variant run $it (rc $rc, ${r}s) $f" >"$T/tap"
 			grep -v '^ok' "$T/tap"
@@ -94,6 +90,5 @@ for variant in keep-maildir keep-mbox delete-maildir delete-mbox; do
 	done
 	or_idempotent $U "$kind" "$M/INBOX" "F06 $variant" -c "$T/$variant.ini"
 done
-[ "$empty" = 0 ] || echo "# empty dotlocks aged by the test (known bug): $empty"
 [ "$stale" = 0 ] || echo "# stale dotlocks aged by the test (CRASH_LENIENT): $stale"
 t_done

@@ -495,6 +495,29 @@ static void test_locks(void)
 	T_EQ_INT(rc, 0, "dotlock of a dead process removed, append proceeds");
 	T_OK(fsize(mbox_path) > before && fsize(lock_path) < 0,
 	     "appended after the dead holder's dotlock");
+
+	/* the dotlock is made by link() from a temporary file holding the
+	 * pid, so it is never empty; temporary files of dead processes
+	 * (a SIGKILL between create and unlink) are removed */
+	{
+		char t_dead[400], t_live[400];
+
+		snprintf(t_dead, sizeof t_dead, "%s.mailsync.%ld.1", lock_path,
+			 (long)pid);
+		snprintf(t_live, sizeof t_live, "%s.mailsync.%ld.1", lock_path,
+			 (long)getpid());
+		fd = open(t_dead, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		close(fd);
+		fd = open(t_live, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		close(fd);
+		before = fsize(mbox_path);
+		rc = commit_one("lk6", &e);
+		T_EQ_INT(rc, 0, "append with temporary dotlock files around");
+		T_OK(fsize(t_dead) < 0, "dead process's temporary file removed");
+		T_OK(fsize(t_live) == 0, "live process's temporary file kept");
+		T_OK(fsize(lock_path) < 0, "no dotlock left");
+		unlink(t_live);
+	}
 	unsetenv("MAILSYNC_MBOX_LOCK_TIMEOUT");
 }
 
@@ -687,6 +710,165 @@ static void test_enospc(void)
 	T_OK(!(rc & 8), "ENOSPC: no dotlock left");
 }
 
+/* ---- the index checked against the mbox ------------------------------ */
+
+static char val_path[256];
+static struct ms_account acct_val = { .name = "v", .proto = MS_PROTO_POP3 };
+
+struct ids {
+	int n;
+	char uidl[16][MS_UIDL_MAX + 1];
+};
+
+static int ids_cb(void *ctx, const struct ms_msg *m, const char *ref,
+		  struct ms_err *e)
+{
+	struct ids *d = ctx;
+
+	(void)ref;
+	(void)e;
+	snprintf(d->uidl[d->n++ % 16], sizeof d->uidl[0], "%s", m->uidl);
+	return 0;
+}
+
+/* Open the folder: what lost reports, then (forget_lost done) what scan
+ * reports (identities in lost and kept); 0 or the failing op's code. */
+static int val_open(struct ids *lost, struct ids *kept)
+{
+	struct ms_store *s = store_open(&acct_val, 0);
+	struct ms_store_folder *f = NULL;
+	struct ms_err e;
+	int rc;
+
+	memset(lost, 0, sizeof *lost);
+	memset(kept, 0, sizeof *kept);
+	if (!s)
+		return -1;
+	if ((rc = ms_mbox_store.folder_open(s, "INBOX", &f, &e)) == 0 &&
+	    (rc = ms_mbox_store.lost(f, ids_cb, lost, &e)) == 0 &&
+	    (rc = ms_mbox_store.forget_lost(f, &e)) == 0)
+		rc = ms_mbox_store.scan(f, ids_cb, kept, &e);
+	if (rc < 0)
+		printf("# val_open: %s\n", e.msg);
+	ms_mbox_store.folder_close(f);
+	ms_mbox_store.close(s);
+	return rc;
+}
+
+static void age(const char *path)
+{
+	static int k;
+	struct timespec ts[2] = { { time(NULL) - 100, 5 + k },
+				  { time(NULL) - 100, 5 + k } };
+
+	k++;
+	utimensat(AT_FDCWD, path, ts, 0);
+}
+
+static int count_lines(const char *path, const char *prefix)
+{
+	size_t n, pl = strlen(prefix);
+	char *p = slurp(path, &n), *q;
+	int c = 0;
+
+	for (q = p; q && *q; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : "")
+		c += strncmp(q, prefix, pl) == 0;
+	free(p);
+	return c;
+}
+
+static void test_validate(void)
+{
+	char vidx[300], *mb;
+	struct ms_store *s;
+	struct ms_store_folder *f = NULL;
+	struct durable d = { 0 };
+	struct ids lost, kept;
+	struct ms_err e;
+	struct split sp;
+	size_t i, n;
+	int rc = 0, fd;
+
+	snprintf(val_path, sizeof val_path, "%s/mail/val", dir);
+	snprintf(vidx, sizeof vidx, "%s.msidx", val_path);
+	acct_val.store_path = val_path;
+	s = store_open(&acct_val, 0);
+	if (ms_mbox_store.folder_open(s, "INBOX", &f, &e) < 0)
+		rc = -1;
+	for (i = 0; i < NCORPUS && rc == 0; i++)
+		rc = put(f, corpus[i].raw, strlen(corpus[i].raw),
+			 corpus[i].step, corpus[i].uidl);
+	if (rc == 0)
+		rc = ms_mbox_store.commit(f, durable_cb, &d, &e);
+	ms_mbox_store.folder_close(f);
+	ms_mbox_store.close(s);
+	T_EQ_INT(rc, 0, "validate: five messages committed");
+	T_EQ_INT(count_lines(vidx, "s "), 1, "the commit stamps size and mtime");
+
+	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open an intact mbox");
+	T_OK(lost.n == 0 && kept.n == 5, "intact: nothing lost, all 5 scanned");
+
+	/* changed mtime: every message is hashed (mboxrd unquoting, the
+	 * added newline, the empty message) and still matches */
+	age(val_path);
+	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open, mtime changed");
+	T_OK(lost.n == 0 && kept.n == 5, "hashes match: nothing lost");
+	T_EQ_INT(count_lines(vidx, "s "), 2, "stamped again after hashing");
+
+	/* one byte of message 4 changed, size kept: found by its hash */
+	mb = slurp(val_path, &n);
+	split(mb, n, &sp);
+	fd = open(val_path, O_WRONLY);
+	T_OK(fd >= 0 && pwrite(fd, "X", 1, (off_t)(sp.off[4] +
+	     strlen(sp.from[4]) + 2)) == 1, "one byte of message 5 changed");
+	close(fd);
+	split_free(&sp);
+	free(mb);
+	age(val_path);
+	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open, a message changed");
+	T_OK(lost.n == 1 && !strcmp(lost.uidl[0], "u5") && kept.n == 4,
+	     "the changed message is lost, the other 4 kept");
+	T_EQ_INT(count_lines(vidx, "m "), 4, "its record dropped from the index");
+	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open again");
+	T_OK(lost.n == 0 && kept.n == 4, "reported once only");
+
+	/* cut in the middle of the (now) last indexed message */
+	mb = slurp(val_path, &n);
+	split(mb, n, &sp);
+	T_OK(truncate(val_path, (off_t)(sp.off[3] + 20)) == 0,
+	     "mbox cut inside message 4");
+	split_free(&sp);
+	free(mb);
+	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open a cut mbox");
+	T_OK(lost.n == 1 && !strcmp(lost.uidl[0], "u4") && kept.n == 3,
+	     "the cut message is lost, 3 kept");
+	/* the next append starts after a blank line, so a reader sees it */
+	rc = 0;
+	s = store_open(&acct_val, 0);
+	if (ms_mbox_store.folder_open(s, "INBOX", &f, &e) < 0 ||
+	    put(f, corpus[3].raw, strlen(corpus[3].raw), 7, "u4") < 0 ||
+	    ms_mbox_store.commit(f, durable_cb, &d, &e) < 0)
+		rc = -1;
+	ms_mbox_store.folder_close(f);
+	ms_mbox_store.close(s);
+	T_EQ_INT(rc, 0, "message 4 appended again");
+	mb = slurp(val_path, &n);
+	split(mb, n, &sp);
+	T_OK(sp.n == 5 && sp.len[4] == strlen(corpus[3].want) &&
+	     !memcmp(sp.msg[4], corpus[3].want, sp.len[4]),
+	     "after the cut one, message 4 whole on lines of its own");
+	split_free(&sp);
+	free(mb);
+	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open after the append");
+	T_OK(lost.n == 0 && kept.n == 4, "4 stored, nothing lost");
+
+	/* the mbox removed, the index kept: everything is lost */
+	unlink(val_path);
+	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open, mbox removed");
+	T_OK(lost.n == 4 && kept.n == 0, "mbox removed: all 4 lost, none kept");
+	T_EQ_INT(count_lines(vidx, "m "), 0, "and dropped from the index");
+}
+
 int main(void)
 {
 	if (!mkdtemp(strcpy(dir, "/tmp/test_mbox.XXXXXX")))
@@ -703,6 +885,7 @@ int main(void)
 	test_cut_partial();
 	test_refusals();
 	test_imap_layout();
+	test_validate();
 	test_enospc();
 	if (!getenv("KEEP")) {
 		char cmd[128];
