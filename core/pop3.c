@@ -4,8 +4,9 @@
  *
  * We speak POP3 ourselves because libcurl's RETR loses truncation (rc 0
  * on a dropped connection) and cannot pipeline.  RETR and DELE are sent
- * in windows of 32 when the server lists PIPELINING; bodies stream from a
- * 64 KiB read buffer through the dot-unstuffer (pop3_parse.c) straight to
+ * in windows of 128 (refilled at half) when the server lists PIPELINING,
+ * so the server always has commands queued; bodies stream from a 256 KiB
+ * read buffer through the dot-unstuffer (pop3_parse.c) straight to
  * the sink, so memory is flat whatever the message size.  Message numbers
  * are valid for this session only: identity is the validated UIDL.  Once
  * the stream may be out of step (EOF, timeout, garbage, a reply cut
@@ -25,10 +26,10 @@
 #include "pop3_parse.h"
 #include "source.h"
 
-#define RBUF_SIZE (64 * 1024)
+#define RBUF_SIZE (256 * 1024)
 #define LINE_MAX_LEN 4096  /* status and listing lines, not body lines */
 #define CAPA_MAX_LINES 1000
-#define WINDOW 32          /* commands in flight with PIPELINING */
+#define WINDOW 128         /* RETRs in flight with PIPELINING */
 #define CMD_MAX 64
 
 struct ms_source {
