@@ -536,6 +536,82 @@ static void test_pipelined(void)
 	rec_free(&r);
 }
 
+/* ahead: the next fetch's RETRs go out with this one's (one write, before
+ * any reply), the next fetch sends nothing and reads them; a fetch of
+ * other messages, and QUIT, first read and drop what was sent ahead. */
+static void test_ahead(void)
+{
+	static const struct step take[] = {
+		{ "CAPA\r\n", "+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n", 0, 0, 0 },
+		{ "STAT\r\n", "+OK 5 50\r\n", 0, 0, 0 },
+		{ "RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\n",
+		  "+OK\r\nA\r\n.\r\n+OK\r\nB\r\n.\r\n"
+		  "+OK\r\nC\r\n.\r\n+OK\r\nD\r\n.\r\n", 1, 1, 0 },
+		/* hint [5] not taken up: its reply is dropped first */
+		{ "RETR 1\r\nRETR 5\r\n",
+		  "+OK\r\nA1\r\n.\r\n+OK\r\nE\r\n.\r\n", 0, 1, 0 },
+		{ "RETR 2\r\n", "+OK\r\nB2\r\n.\r\n", 0, 1, 0 },
+		{ "QUIT\r\n", "+OK\r\n", 0, 1, 0 },
+		END,
+	};
+	static const struct step quit[] = {
+		{ "CAPA\r\n", "+OK\r\nPIPELINING\r\n.\r\n", 0, 0, 0 },
+		{ "STAT\r\n", "+OK 2 20\r\n", 0, 0, 0 },
+		{ "RETR 1\r\nRETR 2\r\n",
+		  "+OK\r\nA\r\n.\r\n+OK\r\nB\r\n", 0, 1, 0 },
+		{ NULL, "more\r\n.\r\n", 1, 0, 0 },
+		{ "QUIT\r\n", "+OK\r\n", 0, 1, 0 },
+		END,
+	};
+	struct ms_msg m[5] = { msg(1, "u1", 3), msg(2, "u2", 3),
+			       msg(3, "u3", 3), msg(4, "u4", 3),
+			       msg(5, "u5", 3) };
+	struct ms_source *s = NULL;
+	struct ms_folder_status st;
+	struct rec r = { 0 };
+	struct ms_err e;
+
+	T_EQ_INT(ms_pop3_source.open(&s, start_peer(take), &tacct, &e), 0,
+		 "ahead: open");
+	T_EQ_INT(ms_pop3_source.select(s, "INBOX", 1, &st, &e), 0,
+		 "ahead: select");
+	ms_pop3_source.ahead(s, m + 2, 2);
+	T_EQ_INT(ms_pop3_source.fetch(s, m, 2, &sink, &r, &e), 0,
+		 "ahead: fetch 1-2 with 3-4 ahead");
+	T_EQ_INT(r.ends, 2, "ahead: first fetch stored 2");
+	T_EQ_INT(ms_pop3_source.fetch(s, m + 2, 2, &sink, &r, &e), 0,
+		 "ahead: fetch 3-4 takes the RETRs in flight");
+	T_OK(r.ends == 4 && r.ended[2] == 3 && r.ended[3] == 4,
+	     "ahead: second fetch stored 3 and 4");
+	T_EQ_MEM(r.got[3].s, r.got[3].len, "D\r\n", 3,
+		 "ahead: message 4 exact bytes");
+	ms_pop3_source.ahead(s, m + 4, 1);
+	T_EQ_INT(ms_pop3_source.fetch(s, m, 1, &sink, &r, &e), 0,
+		 "ahead: fetch 1 sends the hint's RETR 5 with it");
+	T_EQ_INT(ms_pop3_source.fetch(s, m + 1, 1, &sink, &r, &e), 0,
+		 "ahead: fetch of 2 drops RETR 5's reply first");
+	T_OK(r.ends == 6 && r.ended[4] == 1 && r.ended[5] == 2 &&
+	     r.got[5].len == 4 && !memcmp(r.got[5].s, "B2\r\n", 4),
+	     "ahead: message 5 dropped, message 2 stored again");
+	T_EQ_INT(ms_pop3_source.close(s, 1, &e), 0, "ahead: QUIT");
+	T_EQ_INT(peer_status(), 0, "ahead: peer saw exact bytes");
+	rec_free(&r);
+
+	memset(&r, 0, sizeof r);
+	T_EQ_INT(ms_pop3_source.open(&s, start_peer(quit), &tacct, &e), 0,
+		 "ahead/quit: open");
+	T_EQ_INT(ms_pop3_source.select(s, "INBOX", 1, &st, &e), 0,
+		 "ahead/quit: select");
+	ms_pop3_source.ahead(s, m + 1, 1);
+	T_EQ_INT(ms_pop3_source.fetch(s, m, 1, &sink, &r, &e), 0,
+		 "ahead/quit: fetch 1 with 2 ahead");
+	T_EQ_INT(ms_pop3_source.close(s, 1, &e), 0,
+		 "ahead/quit: QUIT after reading RETR 2's reply to its end");
+	T_OK(r.begins == 1 && r.ends == 1, "ahead/quit: only message 1 stored");
+	T_EQ_INT(peer_status(), 0, "ahead/quit: peer saw exact bytes");
+	rec_free(&r);
+}
+
 static void test_serial(void)
 {
 	static const struct step script[] = {
@@ -815,6 +891,7 @@ int main(void)
 	test_parsers();
 	test_pipelined();
 	test_serial();
+	test_ahead();
 	test_hostile();
 	test_no_uidl();
 	test_eof();
