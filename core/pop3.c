@@ -7,7 +7,11 @@
  * in windows of 128 (refilled at half) when the server lists PIPELINING,
  * so the server always has commands queued; bodies stream from a 256 KiB
  * read buffer through the dot-unstuffer (pop3_parse.c) straight to
- * the sink, so memory is flat whatever the message size.  Message numbers
+ * the sink, so memory is flat whatever the message size.  Told the next
+ * chunk (ahead), a fetch sends its first RETRs once its own are out, so
+ * the server streams on while the caller commits; those replies are
+ * read by the next fetch, or read and dropped before any other command
+ * (drain_ahead), so no reply is ever taken for another's.  Message numbers
  * are valid for this session only: identity is the validated UIDL.  Once
  * the stream may be out of step (EOF, timeout, garbage, a reply cut
  * short) the source is marked dead and QUIT is never sent, because QUIT's
