@@ -54,6 +54,8 @@ struct ms_source {
 	uint64_t octets;
 };
 
+static int drain_ahead(struct ms_source *s, struct ms_err *e);
+
 static const char *acct(const struct ms_source *s)
 {
 	return s->a && s->a->name ? s->a->name : "pop3";
@@ -355,7 +357,8 @@ static int pop3_select(struct ms_source *s, const char *name, int rw,
 		return ms_err_set(e, MS_EINTERNAL,
 				  "%s: POP3 has no folder \"%s\"", acct(s),
 				  name);
-	if ((rc = alive(s, e)) < 0 || (rc = queue_cmd(s, e, "STAT")) < 0 ||
+	if ((rc = alive(s, e)) < 0 || (rc = drain_ahead(s, e)) < 0 ||
+	    (rc = queue_cmd(s, e, "STAT")) < 0 ||
 	    (rc = flush_cmds(s, e)) < 0 || (rc = status(s, e)) < 0)
 		return rc;
 	if (rc == 0)
@@ -532,7 +535,8 @@ static int pop3_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
 	int rc, have_uidl = 0;
 
 	ms_buf_init(&L.arena, (size_t)s->count * (MS_UIDL_MAX + 1) + 1);
-	if ((rc = alive(s, e)) < 0 || s->count == 0)
+	if ((rc = alive(s, e)) < 0 || (rc = drain_ahead(s, e)) < 0 ||
+	    s->count == 0)
 		goto out;
 	L.size = calloc((size_t)s->count + 1, sizeof *L.size);
 	L.uoff = calloc((size_t)s->count + 1, sizeof *L.uoff);
