@@ -16,23 +16,40 @@
 size_t ms_mbox_crlf_feed(struct ms_mbox_crlf *c, const char *in, size_t n,
 			 char *out)
 {
-	size_t i, o = 0;
+	const char *p = in, *end = in + n, *r;
+	char *o = out;
 
-	for (i = 0; i < n; i++) {
-		if (c->cr) {
-			c->cr = 0;
-			if (in[i] == '\n') {
-				out[o++] = '\n';
-				continue;
-			}
-			out[o++] = '\r';
+	if (n && c->cr) {
+		c->cr = 0;
+		if (*p == '\n') {
+			*o++ = '\n';
+			p++;
+		} else {
+			*o++ = '\r'; /* a lone CR; *p is seen below */
 		}
-		if (in[i] == '\r')
-			c->cr = 1;
-		else
-			out[o++] = in[i];
 	}
-	return o;
+	/* Copy the spans between CRs whole; only a CR needs a look ahead. */
+	while (p < end) {
+		if (!(r = memchr(p, '\r', (size_t)(end - p)))) {
+			memcpy(o, p, (size_t)(end - p));
+			o += end - p;
+			break;
+		}
+		memcpy(o, p, (size_t)(r - p));
+		o += r - p;
+		if (r + 1 == end) {
+			c->cr = 1; /* maybe half a CRLF: wait for more */
+			break;
+		}
+		if (r[1] == '\n') {
+			*o++ = '\n';
+			p = r + 2;
+		} else {
+			*o++ = '\r'; /* a lone CR is kept */
+			p = r + 1;
+		}
+	}
+	return (size_t)(o - out);
 }
 
 size_t ms_mbox_crlf_flush(struct ms_mbox_crlf *c, char *out)
@@ -55,38 +72,48 @@ void ms_mbox_quote_init(struct ms_mbox_quote *q)
 size_t ms_mbox_quote_feed(struct ms_mbox_quote *q, const char *in, size_t n,
 			  char *out)
 {
-	size_t i, o = 0;
+	const char *p = in, *end = in + n, *nl;
+	char *o = out;
 	char c;
 
-	for (i = 0; i < n; i++) {
-		c = in[i];
+	while (p < end) {
 		if (q->mid) {
-			out[o++] = c;
-			q->mid = c != '\n';
+			/* Inside a line: copy through its LF in one go. */
+			if (!(nl = memchr(p, '\n', (size_t)(end - p)))) {
+				memcpy(o, p, (size_t)(end - p));
+				o += end - p;
+				break;
+			}
+			memcpy(o, p, (size_t)(nl + 1 - p));
+			o += nl + 1 - p;
+			p = nl + 1;
+			q->mid = 0;
 			continue;
 		}
+		/* Line start: a byte at a time through ^>*From  only. */
+		c = *p++;
 		if (q->k == 0 && c == '>') {
-			out[o++] = c; /* the run; our '>' goes at its end */
+			*o++ = c; /* the run; our '>' goes at its end */
 			continue;
 		}
 		if (c == from_[q->k]) {
 			if (++q->k < 5)
 				continue;
-			out[o++] = '>';
-			memcpy(out + o, from_, 5);
+			*o++ = '>';
+			memcpy(o, from_, 5);
 			o += 5;
 			q->k = 0;
 			q->mid = 1;
 			continue;
 		}
 		/* Not a From_ line: release what was held. */
-		memcpy(out + o, from_, (size_t)q->k);
-		o += (size_t)q->k;
+		memcpy(o, from_, (size_t)q->k);
+		o += q->k;
 		q->k = 0;
-		out[o++] = c;
+		*o++ = c;
 		q->mid = c != '\n';
 	}
-	return o;
+	return (size_t)(o - out);
 }
 
 size_t ms_mbox_quote_flush(struct ms_mbox_quote *q, char *out)

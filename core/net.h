@@ -31,8 +31,9 @@ int ms_net_connect(struct ms_net **out, const struct ms_net_opts *o,
 		   struct ms_err *e);
 /* Send all n bytes (waits up to the timeout for the socket). */
 int ms_net_send(struct ms_net *n, const void *p, size_t len, struct ms_err *e);
-/* Receive at most cap bytes into p; *got > 0 on success.  Waits up to the
- * account timeout.  EOF -> MS_ETEMP "connection closed by server";
+/* Receive at most cap bytes into p; *got > 0 on success: once some bytes
+ * arrived, also whatever else is readable without waiting (while 16 KiB
+ * of room is left).  Waits up to the account timeout.  EOF -> MS_ETEMP "connection closed by server";
  * timeout -> MS_ETEMP "timeout after N s". */
 int ms_net_recv(struct ms_net *n, void *p, size_t cap, size_t *got,
 		struct ms_err *e);

@@ -4,9 +4,14 @@
  *
  * We speak POP3 ourselves because libcurl's RETR loses truncation (rc 0
  * on a dropped connection) and cannot pipeline.  RETR and DELE are sent
- * in windows of 32 when the server lists PIPELINING; bodies stream from a
- * 64 KiB read buffer through the dot-unstuffer (pop3_parse.c) straight to
- * the sink, so memory is flat whatever the message size.  Message numbers
+ * in windows of 128 (refilled at half) when the server lists PIPELINING,
+ * so the server always has commands queued; bodies stream from a 256 KiB
+ * read buffer through the dot-unstuffer (pop3_parse.c) straight to
+ * the sink, so memory is flat whatever the message size.  Told the next
+ * chunk (ahead), a fetch sends its first RETRs once its own are out, so
+ * the server streams on while the caller commits; those replies are
+ * read by the next fetch, or read and dropped before any other command
+ * (drain_ahead), so no reply is ever taken for another's.  Message numbers
  * are valid for this session only: identity is the validated UIDL.  Once
  * the stream may be out of step (EOF, timeout, garbage, a reply cut
  * short) the source is marked dead and QUIT is never sent, because QUIT's
@@ -25,10 +30,10 @@
 #include "pop3_parse.h"
 #include "source.h"
 
-#define RBUF_SIZE (64 * 1024)
+#define RBUF_SIZE (256 * 1024)
 #define LINE_MAX_LEN 4096  /* status and listing lines, not body lines */
 #define CAPA_MAX_LINES 1000
-#define WINDOW 32          /* commands in flight with PIPELINING */
+#define WINDOW 128         /* RETRs in flight with PIPELINING */
 #define CMD_MAX 64
 
 struct ms_source {
@@ -41,9 +46,15 @@ struct ms_source {
 	struct ms_buf out;      /* commands being batched */
 	int pipelining, has_uidl, has_top;
 	int dead;               /* stream out of step: never send QUIT */
+	const struct ms_msg *next; /* pop3_ahead: what the next fetch wants */
+	size_t nnext;
+	struct ms_msg *ahead;   /* RETRs sent for the next fetch, unread */
+	size_t nahead;          /* (at most WINDOW) */
 	uint32_t count;         /* STAT */
 	uint64_t octets;
 };
+
+static int drain_ahead(struct ms_source *s, struct ms_err *e);
 
 static const char *acct(const struct ms_source *s)
 {
@@ -280,6 +291,7 @@ static void source_free(struct ms_source *s)
 	ms_buf_free(&s->out);
 	free(s->rbuf);
 	free(s->obuf);
+	free(s->ahead);
 	free(s);
 }
 
@@ -303,7 +315,8 @@ static int pop3_open(struct ms_source **out, struct ms_net *net,
 	ms_buf_init(&s->out, 0);
 	s->rbuf = malloc(RBUF_SIZE);
 	s->obuf = malloc(RBUF_SIZE + 2);
-	if (!s->rbuf || !s->obuf) {
+	s->ahead = calloc(WINDOW, sizeof *s->ahead);
+	if (!s->rbuf || !s->obuf || !s->ahead) {
 		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
 		goto out;
 	}
@@ -344,7 +357,8 @@ static int pop3_select(struct ms_source *s, const char *name, int rw,
 		return ms_err_set(e, MS_EINTERNAL,
 				  "%s: POP3 has no folder \"%s\"", acct(s),
 				  name);
-	if ((rc = alive(s, e)) < 0 || (rc = queue_cmd(s, e, "STAT")) < 0 ||
+	if ((rc = alive(s, e)) < 0 || (rc = drain_ahead(s, e)) < 0 ||
+	    (rc = queue_cmd(s, e, "STAT")) < 0 ||
 	    (rc = flush_cmds(s, e)) < 0 || (rc = status(s, e)) < 0)
 		return rc;
 	if (rc == 0)
@@ -521,7 +535,8 @@ static int pop3_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
 	int rc, have_uidl = 0;
 
 	ms_buf_init(&L.arena, (size_t)s->count * (MS_UIDL_MAX + 1) + 1);
-	if ((rc = alive(s, e)) < 0 || s->count == 0)
+	if ((rc = alive(s, e)) < 0 || (rc = drain_ahead(s, e)) < 0 ||
+	    s->count == 0)
 		goto out;
 	L.size = calloc((size_t)s->count + 1, sizeof *L.size);
 	L.uoff = calloc((size_t)s->count + 1, sizeof *L.uoff);
@@ -644,23 +659,70 @@ static int check_msgs(struct ms_source *s, const struct ms_msg *msgs,
 	return alive(s, e);
 }
 
+/* Read and drop the replies to RETRs sent ahead that no fetch took. */
+static int drain_ahead(struct ms_source *s, struct ms_err *e)
+{
+	struct fetch_run r = { .stop = 1 }; /* no sink: bytes are dropped */
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < s->nahead && rc == 0; i++)
+		rc = retr_one(s, &s->ahead[i], &r, e);
+	s->nahead = 0;
+	return rc;
+}
+
+/* RETRs the previous fetch sent ahead: in flight for these messages when
+ * msgs starts with them (*sent), else their replies are dropped. */
+static int take_ahead(struct ms_source *s, const struct ms_msg *msgs,
+		      size_t n, size_t *sent, struct ms_err *e)
+{
+	size_t i, k = s->nahead;
+
+	*sent = 0;
+	for (i = 0; i < k && i < n && msgs[i].uid == s->ahead[i].uid; i++)
+		;
+	if (i < k)
+		return drain_ahead(s, e);
+	s->nahead = 0;
+	*sent = k;
+	return 0;
+}
+
 static int pop3_fetch(struct ms_source *s, const struct ms_msg *msgs,
 		      size_t n, const struct ms_fetch_sink *sink, void *ctx,
 		      struct ms_err *e)
 {
 	struct fetch_run r = { .sink = sink, .ctx = ctx };
-	size_t win = s->pipelining ? WINDOW : 1, sent = 0, done = 0;
+	size_t win = s->pipelining ? WINDOW : 1, sent = 0, done = 0, i;
+	const struct ms_msg *next = s->next;
+	size_t nnext = s->pipelining ? s->nnext : 0;
 	int rc;
 
-	if ((rc = check_msgs(s, msgs, n, e)) < 0)
+	s->next = NULL; /* a hint for this call only */
+	s->nnext = 0;
+	for (i = 0; i < nnext; i++)
+		if (next[i].uid == 0 || next[i].uid > s->count)
+			nnext = 0; /* not ours to judge here: no look-ahead */
+	if ((rc = check_msgs(s, msgs, n, e)) < 0 ||
+	    (rc = take_ahead(s, msgs, n, &sent, e)) < 0)
 		return rc;
 	while (done < n) {
-		/* Refill the window in batches to save syscalls. */
-		if (!r.stop && sent - done <= win / 2) {
+		/* Refill the window in batches to save syscalls; once this
+		 * call's RETRs are all out, go on with the next call's so the
+		 * server streams on while the caller commits. */
+		if (!r.stop && sent - done + s->nahead <= win / 2) {
 			while (sent < n && sent - done < win)
 				if ((rc = queue_cmd(s, e, "RETR %u",
 						    msgs[sent++].uid)) < 0)
 					return rc;
+			while (sent == n && s->nahead < nnext &&
+			       sent - done + s->nahead < win) {
+				s->ahead[s->nahead] = next[s->nahead];
+				if ((rc = queue_cmd(s, e, "RETR %u",
+						    next[s->nahead++].uid)) < 0)
+					return rc;
+			}
 			if ((rc = flush_cmds(s, e)) < 0)
 				return rc;
 		}
@@ -678,6 +740,13 @@ static int pop3_fetch(struct ms_source *s, const struct ms_msg *msgs,
 	return 0;
 }
 
+static void pop3_ahead(struct ms_source *s, const struct ms_msg *msgs,
+		       size_t n)
+{
+	s->next = msgs;
+	s->nnext = n;
+}
+
 static int pop3_remove(struct ms_source *s, const struct ms_msg *msgs,
 		       size_t n, struct ms_err *e)
 {
@@ -685,7 +754,8 @@ static int pop3_remove(struct ms_source *s, const struct ms_msg *msgs,
 	char ex[512];
 	int rc, bad = 0;
 
-	if ((rc = check_msgs(s, msgs, n, e)) < 0)
+	if ((rc = check_msgs(s, msgs, n, e)) < 0 ||
+	    (rc = drain_ahead(s, e)) < 0)
 		return rc;
 	while (done < n) {
 		if (sent - done <= win / 2) {
@@ -725,7 +795,8 @@ static int pop3_close(struct ms_source *s, int commit, struct ms_err *e)
 				"unusable: deletions not committed", acct(s));
 		goto out;
 	}
-	if ((rc = queue_cmd(s, e, "QUIT")) < 0 ||
+	if ((rc = drain_ahead(s, e)) < 0 ||
+	    (rc = queue_cmd(s, e, "QUIT")) < 0 ||
 	    (rc = flush_cmds(s, e)) < 0 || (rc = status(s, e)) < 0) {
 		ms_err_prefix(e, "%s: QUIT failed: deletions not committed",
 			      acct(s));
@@ -751,6 +822,7 @@ const struct ms_source_ops ms_pop3_source = {
 	.meta = NULL,
 	.older_than = NULL,
 	.fetch = pop3_fetch,
+	.ahead = pop3_ahead,
 	.remove = pop3_remove,
 	.flags = NULL,
 	.close = pop3_close,

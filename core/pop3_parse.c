@@ -2,11 +2,12 @@
  * pop3_parse.c: the pure parts of POP3 (no I/O; fuzzed): the multi-line
  * reader and the STAT/UIDL/LIST line parsers.
  *
- * The multi-line reader is a byte-at-a-time state machine over the
- * position in the current line, so a terminator or a stuffed dot split
- * across reads (down to one byte per read) is handled the same way as one
- * arriving whole, and body lines of any length stream through without a
- * line buffer.  Server strings are validated here before they can reach a
+ * The multi-line reader is a state machine over the position in the
+ * current line, so a terminator or a stuffed dot split across reads (down
+ * to one byte per read) is handled the same way as one arriving whole, and
+ * body lines of any length stream through without a line buffer.  Only
+ * the first bytes of a line go through it one at a time; the rest of the
+ * line is found with memchr and copied whole (this is the hot path).  Server strings are validated here before they can reach a
  * command, a log line or a file name (fetchmail CVE-2005-2335).
  */
 #include "pop3_parse.h"
@@ -28,24 +29,35 @@ int ms_pop3_ml_done(const struct ms_pop3_ml *m)
 size_t ms_pop3_ml_feed(struct ms_pop3_ml *m, const char *in, size_t n,
 		       char *out, size_t *outn)
 {
-	size_t i, o = 0;
+	const char *p = in, *end = in + n, *nl;
+	char *o = out;
 	char c;
 
-	for (i = 0; i < n && m->st != ML_DONE; i++) {
-		c = in[i];
+	while (p < end && m->st != ML_DONE) {
+		if (m->st == ML_MID) {
+			/* Inside a line: copy through its LF in one go. */
+			if (!(nl = memchr(p, '\n', (size_t)(end - p)))) {
+				memcpy(o, p, (size_t)(end - p));
+				o += end - p;
+				p = end;
+				break;
+			}
+			memcpy(o, p, (size_t)(nl + 1 - p));
+			o += nl + 1 - p;
+			p = nl + 1;
+			m->st = ML_BOL;
+			continue;
+		}
+		/* Line start: a byte at a time until the line is known. */
+		c = *p++;
 		switch (m->st) {
 		case ML_BOL:
 			if (c == '.') {
 				m->st = ML_DOT; /* held back: stuffing or end */
 				break;
 			}
-			out[o++] = c;
+			*o++ = c;
 			m->st = c == '\n' ? ML_BOL : ML_MID;
-			break;
-		case ML_MID:
-			out[o++] = c;
-			if (c == '\n')
-				m->st = ML_BOL;
 			break;
 		case ML_DOT:
 			if (c == '\r') {
@@ -54,16 +66,16 @@ size_t ms_pop3_ml_feed(struct ms_pop3_ml *m, const char *in, size_t n,
 				m->st = ML_DONE; /* ".\n": bare-LF terminator */
 			} else if (c == '.') {
 				/* RFC 1939 stuffing: "..x" -> ".x" */
-				out[o++] = c;
+				*o++ = c;
 				m->st = ML_MID;
 			} else {
 				/* ".x" was never stuffed (a compliant server
 				 * sends "..x"; Dovecot 2.3 does not stuff a
 				 * message's first line): keep the dot rather
 				 * than lose a byte. */
-				out[o++] = '.';
-				out[o++] = c;
-				m->st = c == '\n' ? ML_BOL : ML_MID;
+				*o++ = '.';
+				*o++ = c;
+				m->st = ML_MID;
 			}
 			break;
 		case ML_DOTCR:
@@ -73,15 +85,15 @@ size_t ms_pop3_ml_feed(struct ms_pop3_ml *m, const char *in, size_t n,
 			}
 			/* ".\r" then more: an unstuffed dot and a lone CR;
 			 * keep both, as above. */
-			out[o++] = '.';
-			out[o++] = '\r';
-			out[o++] = c;
+			*o++ = '.';
+			*o++ = '\r';
+			*o++ = c;
 			m->st = ML_MID;
 			break;
 		}
 	}
-	*outn = o;
-	return i;
+	*outn = (size_t)(o - out);
+	return (size_t)(p - in);
 }
 
 static int parse_u64(const char **pp, const char *end, uint64_t max,

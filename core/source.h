@@ -126,6 +126,14 @@ struct ms_source_ops {
 	int (*fetch)(struct ms_source *s, const struct ms_msg *msgs, size_t n,
 		     const struct ms_fetch_sink *sink, void *ctx,
 		     struct ms_err *e);
+	/* Optional (POP3): the messages the next fetch call will ask for,
+	 * in order; msgs stays valid until that call.  The fetch after this
+	 * hint may send their requests once its own are out, so the server
+	 * streams on while the caller commits; the next fetch takes them
+	 * when it starts with those messages, and any other command first
+	 * reads and drops their replies.  A hint lasts for one fetch. */
+	void (*ahead)(struct ms_source *s, const struct ms_msg *msgs,
+		      size_t n);
 	/* Delete these messages.  IMAP: UID STORE +FLAGS.SILENT (\Deleted)
 	 * then UID EXPUNGE of exactly these UIDs (refuse without UIDPLUS).
 	 * POP3: DELE each; the deletion commits only at close(commit=1). */

@@ -247,6 +247,12 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 			e->scope = MS_SCOPE_ACCOUNT;
 			break;
 		}
+		if (ops->ahead) { /* the next chunk, requested early */
+			size_t rest = n - i - k;
+
+			ops->ahead(fr->ar->sess.src, msgs + i + k,
+				   rest < CHUNK_MSGS ? rest : CHUNK_MSGS);
+		}
 		rc = ops->fetch(fr->ar->sess.src, msgs + i, k, &fetch_sink, fr,
 				e);
 		if (fr->cur)

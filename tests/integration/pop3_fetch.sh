@@ -80,4 +80,32 @@ run_ms -c "$T/del.ini"
 assert_eq "$RC$ERR" 0 "second delete run exits 0"
 assert_eq "$(python3 "$here/../lib/mboxrd_split.py" "$T/inbox.mbox" "$T/split2")" "$((n + 1))" "one message appended"
 assert_eq "$(dv_count $U INBOX)" 0 "and deleted on the server"
+# --- bulk bodies: TLS read-ahead after login (net.c fast_reads) ---
+# Without read-ahead OpenSSL reads each TLS record with two recv calls, the
+# 5-byte record header then its body: a 4 MB fetch makes thousands of
+# 5-byte reads.  With it, only curl's login (before read-ahead is on) does.
+python3 - "$T" <<'PY'
+import sys
+for i in range(1, 5):
+    lines = ["Subject: big %d" % i, "Message-ID: <big%d@x>" % i, ""]
+    lines += [("%06d " % j) + "x" * 68 + ("." if j % 7 == 0 else "")
+              for j in range(14000)]
+    lines[10] = ".dot line"
+    open("%s/big%d" % (sys.argv[1], i), "w", newline="").write(
+        "\r\n".join(lines) + "\r\n")
+PY
+big=("$T/big1" "$T/big2" "$T/big3" "$T/big4")
+dv_import_inbox $U "${big[@]}"
+B=$T/BigMail
+ms_write_config "$T/big.ini" pb pop3s "maildir:$B"
+ms_strace -f -qq -e trace=recvfrom,read -o "$T/big.strace" \
+	"$MAILSYNC" -c "$T/big.ini" >"$T/out" 2>"$T/err"
+RC=$?
+assert_eq "$RC$(cat "$T/err")" 0 "4 MB POP3 fetch exits 0 silently"
+assert_same_set "$(sha_lf "$B"/INBOX/new/* "$B"/INBOX/cur/*)" "$(sha_lf "${big[@]}")" \
+	"4 MB POP3 fetch: byte-identical"
+hdr=$(grep -Ec '^[0-9]+ +(recvfrom|read)\([0-9]+, .*, 5(, 0, NULL, NULL)?\) += 5$' "$T/big.strace")
+total=$(grep -Ec '^[0-9]+ +(recvfrom|read)\(' "$T/big.strace")
+if [ "$hdr" -lt 100 ]; then ok "TLS read-ahead: $hdr lone 5-byte record-header reads (< 100) in $total reads"
+else not_ok "TLS read-ahead: $hdr lone 5-byte record-header reads, want < 100" "reads: $total"; fi
 t_done

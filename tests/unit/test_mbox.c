@@ -122,6 +122,176 @@ static void test_crlf(void)
 	T_EQ_MEM(out, n, "x\r", 2, "final lone CR kept");
 }
 
+/* ---- differential: the memchr loops against the byte-at-a-time ones --- */
+
+/* The implementations before the memchr rewrite, kept as the reference. */
+static size_t ref_crlf_feed(struct ms_mbox_crlf *c, const char *in, size_t n,
+			    char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (c->cr) {
+			c->cr = 0;
+			if (in[i] == '\n') {
+				out[o++] = '\n';
+				continue;
+			}
+			out[o++] = '\r';
+		}
+		if (in[i] == '\r')
+			c->cr = 1;
+		else
+			out[o++] = in[i];
+	}
+	return o;
+}
+
+static size_t ref_quote_feed(struct ms_mbox_quote *q, const char *in,
+			     size_t n, char *out)
+{
+	static const char from_[] = "From ";
+	size_t i, o = 0;
+	char c;
+
+	for (i = 0; i < n; i++) {
+		c = in[i];
+		if (q->mid) {
+			out[o++] = c;
+			q->mid = c != '\n';
+			continue;
+		}
+		if (q->k == 0 && c == '>') {
+			out[o++] = c;
+			continue;
+		}
+		if (c == from_[q->k]) {
+			if (++q->k < 5)
+				continue;
+			out[o++] = '>';
+			memcpy(out + o, from_, 5);
+			o += 5;
+			q->k = 0;
+			q->mid = 1;
+			continue;
+		}
+		memcpy(out + o, from_, (size_t)q->k);
+		o += (size_t)q->k;
+		q->k = 0;
+		out[o++] = c;
+		q->mid = c != '\n';
+	}
+	return o;
+}
+
+static uint32_t rng_state;
+
+static uint32_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 17;
+	rng_state ^= rng_state << 5;
+	return rng_state;
+}
+
+/* A text of line starts, line ends and fillers that mbox cares about. */
+static size_t gen_text(char *p, size_t cap)
+{
+	static const char *const piece[] = {
+		"From ", ">From ", ">>From ", "From", "Fro", "F", ">", ">>",
+		"\r\n", "\r", "\n", "\r\r\n", "x", "abc def", " ", ".",
+		"From x\r\n", ">From y\n", "\n\n", "Fromage", ">x>From ",
+	};
+	size_t n = 0, k = 1 + rng() % 12, i, l;
+
+	for (i = 0; i < k; i++) {
+		const char *s = piece[rng() % (sizeof piece / sizeof *piece)];
+
+		l = strlen(s);
+		if (n + l > cap)
+			break;
+		memcpy(p + n, s, l);
+		n += l;
+	}
+	return n;
+}
+
+#define DIFF_CASES 1500
+
+/* Every input split at every pair of points into 3 feed calls (empty
+ * calls included, so 1 and 2 calls are covered); output, per-call byte
+ * counts and the final state must match the reference exactly. */
+static void test_diff(void)
+{
+	char in[96], a[3 * 96 + 16], b[3 * 96 + 16];
+	size_t n, i, j, c, na, nb, ca[3], cb[3], cut[4];
+	long bad_crlf = 0, bad_quote = 0, runs = 0;
+	struct ms_mbox_crlf xa, xb;
+	struct ms_mbox_quote qa, qb;
+
+	rng_state = 0x9e3779b9u;
+	for (c = 0; c < DIFF_CASES; c++) {
+		n = gen_text(in, sizeof in);
+		for (i = 0; i <= n; i++) {
+			for (j = i; j <= n; j++) {
+				cut[0] = 0, cut[1] = i, cut[2] = j, cut[3] = n;
+				runs++;
+				/* CRLF -> LF */
+				memset(&xa, 0, sizeof xa);
+				memset(&xb, 0, sizeof xb);
+				na = nb = 0;
+				for (size_t s = 0; s < 3; s++) {
+					ca[s] = ms_mbox_crlf_feed(&xa,
+						in + cut[s], cut[s + 1] - cut[s],
+						a + na);
+					cb[s] = ref_crlf_feed(&xb,
+						in + cut[s], cut[s + 1] - cut[s],
+						b + nb);
+					na += ca[s];
+					nb += cb[s];
+				}
+				na += ms_mbox_crlf_flush(&xa, a + na);
+				nb += ms_mbox_crlf_flush(&xb, b + nb);
+				if (na != nb || memcmp(a, b, na) ||
+				    memcmp(ca, cb, sizeof ca)) {
+					if (!bad_crlf++)
+						printf("# crlf differs: case %zu "
+						       "split %zu/%zu\n", c, i, j);
+				}
+				/* mboxrd quoting */
+				ms_mbox_quote_init(&qa);
+				ms_mbox_quote_init(&qb);
+				na = nb = 0;
+				for (size_t s = 0; s < 3; s++) {
+					ca[s] = ms_mbox_quote_feed(&qa,
+						in + cut[s], cut[s + 1] - cut[s],
+						a + na);
+					cb[s] = ref_quote_feed(&qb,
+						in + cut[s], cut[s + 1] - cut[s],
+						b + nb);
+					na += ca[s];
+					nb += cb[s];
+				}
+				if (qa.mid != qb.mid || qa.k != qb.k)
+					bad_quote++;
+				na += ms_mbox_quote_flush(&qa, a + na);
+				nb += ms_mbox_quote_flush(&qb, b + nb);
+				if (na != nb || memcmp(a, b, na) ||
+				    memcmp(ca, cb, sizeof ca)) {
+					if (!bad_quote++)
+						printf("# quote differs: case %zu "
+						       "split %zu/%zu\n", c, i, j);
+				}
+			}
+		}
+	}
+	printf("# %ld split inputs compared\n", runs);
+	T_OK(runs > 100000, "diff: over 100000 split inputs generated");
+	T_EQ_INT(bad_crlf, 0, "diff: crlf_feed matches the bytewise reference");
+	T_EQ_INT(bad_quote, 0,
+		 "diff: quote_feed matches the bytewise reference");
+}
+
 static void test_sender_date(void)
 {
 	static const struct {
@@ -879,6 +1049,7 @@ int main(void)
 	ms_log_setup(log_sink, NULL, MS_LOG_WARN);
 	test_quote();
 	test_crlf();
+	test_diff();
 	test_sender_date();
 	test_roundtrip();
 	test_locks();

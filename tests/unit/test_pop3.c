@@ -275,6 +275,147 @@ static void test_ml(void)
 	}
 }
 
+/* ---- differential: the memchr reader against the bytewise one -------- */
+
+/* The multi-line reader before the memchr rewrite, kept as reference. */
+enum { R_BOL = 0, R_MID, R_DOT, R_DOTCR, R_DONE };
+
+static size_t ref_ml_feed(int *st, const char *in, size_t n, char *out,
+			  size_t *outn)
+{
+	size_t i, o = 0;
+	char c;
+
+	for (i = 0; i < n && *st != R_DONE; i++) {
+		c = in[i];
+		switch (*st) {
+		case R_BOL:
+			if (c == '.') {
+				*st = R_DOT;
+				break;
+			}
+			out[o++] = c;
+			*st = c == '\n' ? R_BOL : R_MID;
+			break;
+		case R_MID:
+			out[o++] = c;
+			if (c == '\n')
+				*st = R_BOL;
+			break;
+		case R_DOT:
+			if (c == '\r') {
+				*st = R_DOTCR;
+			} else if (c == '\n') {
+				*st = R_DONE;
+			} else if (c == '.') {
+				out[o++] = c;
+				*st = R_MID;
+			} else {
+				out[o++] = '.';
+				out[o++] = c;
+				*st = c == '\n' ? R_BOL : R_MID;
+			}
+			break;
+		case R_DOTCR:
+			if (c == '\n') {
+				*st = R_DONE;
+				break;
+			}
+			out[o++] = '.';
+			out[o++] = '\r';
+			out[o++] = c;
+			*st = R_MID;
+			break;
+		}
+	}
+	*outn = o;
+	return i;
+}
+
+static uint32_t rng_state;
+
+static uint32_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 17;
+	rng_state ^= rng_state << 5;
+	return rng_state;
+}
+
+/* A reply body: stuffed and unstuffed dots, CRLF, bare CR and LF, the
+ * terminator anywhere (or nowhere), bytes of the next reply after it. */
+static size_t gen_reply(char *p, size_t cap)
+{
+	static const char *const piece[] = {
+		".", "..", "...", ".x", "..x", "\r\n", "\r", "\n", ".\r\n",
+		".\n", ".\r", "x", "ab cd", " ", "From ", ">From ", "\r\r\n",
+		"a.\r\n", "+OK 5\r\n",
+	};
+	size_t n = 0, k = 1 + rng() % 12, i, l;
+
+	for (i = 0; i < k; i++) {
+		const char *s = piece[rng() % (sizeof piece / sizeof *piece)];
+
+		l = strlen(s);
+		if (n + l > cap)
+			break;
+		memcpy(p + n, s, l);
+		n += l;
+	}
+	return n;
+}
+
+#define DIFF_CASES 1500
+
+/* Every input split at every pair of points into 3 feed calls (empty
+ * calls included, so 1 and 2 calls are covered).  Each call's consumed
+ * and produced counts, the bytes and the end state must match. */
+static void test_ml_diff(void)
+{
+	char in[96], a[3 * 96 + 8], b[3 * 96 + 8];
+	size_t n, i, j, c, s, na, nb, ua, ub, oa, ob, cut[4];
+	long bad = 0, runs = 0, ends = 0;
+	struct ms_pop3_ml ml;
+	int rst;
+
+	rng_state = 0x2545f491u;
+	for (c = 0; c < DIFF_CASES; c++) {
+		n = gen_reply(in, sizeof in);
+		for (i = 0; i <= n; i++) {
+			for (j = i; j <= n; j++) {
+				int same = 1;
+
+				cut[0] = 0, cut[1] = i, cut[2] = j, cut[3] = n;
+				runs++;
+				ms_pop3_ml_init(&ml);
+				rst = R_BOL;
+				na = nb = 0;
+				for (s = 0; s < 3; s++) {
+					ua = ms_pop3_ml_feed(&ml, in + cut[s],
+						cut[s + 1] - cut[s], a + na, &oa);
+					ub = ref_ml_feed(&rst, in + cut[s],
+						cut[s + 1] - cut[s], b + nb, &ob);
+					if (ua != ub || oa != ob)
+						same = 0;
+					na += oa;
+					nb += ob;
+				}
+				if (ms_pop3_ml_done(&ml) != (rst == R_DONE) ||
+				    na != nb || memcmp(a, b, na))
+					same = 0;
+				ends += rst == R_DONE;
+				if (!same && !bad++)
+					printf("# ml differs: case %zu split "
+					       "%zu/%zu\n", c, i, j);
+			}
+		}
+	}
+	printf("# %ld split inputs compared, %ld terminated\n", runs, ends);
+	T_OK(runs > 100000 && ends > runs / 4 && ends < runs,
+	     "ml diff: over 100000 split inputs, with and without terminator");
+	T_EQ_INT(bad, 0, "ml diff: memchr reader matches the bytewise one");
+}
+
 static void test_parsers(void)
 {
 	char u[MS_UIDL_MAX + 1], l200[260], line[300];
@@ -392,6 +533,82 @@ static void test_pipelined(void)
 	     "pipelined: DELE error quotes the sanitised server text");
 	T_EQ_INT(ms_pop3_source.close(s, 1, &e), 0, "pipelined: QUIT +OK");
 	T_EQ_INT(peer_status(), 0, "pipelined: peer saw exact bytes");
+	rec_free(&r);
+}
+
+/* ahead: the next fetch's RETRs go out with this one's (one write, before
+ * any reply), the next fetch sends nothing and reads them; a fetch of
+ * other messages, and QUIT, first read and drop what was sent ahead. */
+static void test_ahead(void)
+{
+	static const struct step take[] = {
+		{ "CAPA\r\n", "+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n", 0, 0, 0 },
+		{ "STAT\r\n", "+OK 5 50\r\n", 0, 0, 0 },
+		{ "RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\n",
+		  "+OK\r\nA\r\n.\r\n+OK\r\nB\r\n.\r\n"
+		  "+OK\r\nC\r\n.\r\n+OK\r\nD\r\n.\r\n", 1, 1, 0 },
+		/* hint [5] not taken up: its reply is dropped first */
+		{ "RETR 1\r\nRETR 5\r\n",
+		  "+OK\r\nA1\r\n.\r\n+OK\r\nE\r\n.\r\n", 0, 1, 0 },
+		{ "RETR 2\r\n", "+OK\r\nB2\r\n.\r\n", 0, 1, 0 },
+		{ "QUIT\r\n", "+OK\r\n", 0, 1, 0 },
+		END,
+	};
+	static const struct step quit[] = {
+		{ "CAPA\r\n", "+OK\r\nPIPELINING\r\n.\r\n", 0, 0, 0 },
+		{ "STAT\r\n", "+OK 2 20\r\n", 0, 0, 0 },
+		{ "RETR 1\r\nRETR 2\r\n",
+		  "+OK\r\nA\r\n.\r\n+OK\r\nB\r\n", 0, 1, 0 },
+		{ NULL, "more\r\n.\r\n", 1, 0, 0 },
+		{ "QUIT\r\n", "+OK\r\n", 0, 1, 0 },
+		END,
+	};
+	struct ms_msg m[5] = { msg(1, "u1", 3), msg(2, "u2", 3),
+			       msg(3, "u3", 3), msg(4, "u4", 3),
+			       msg(5, "u5", 3) };
+	struct ms_source *s = NULL;
+	struct ms_folder_status st;
+	struct rec r = { 0 };
+	struct ms_err e;
+
+	T_EQ_INT(ms_pop3_source.open(&s, start_peer(take), &tacct, &e), 0,
+		 "ahead: open");
+	T_EQ_INT(ms_pop3_source.select(s, "INBOX", 1, &st, &e), 0,
+		 "ahead: select");
+	ms_pop3_source.ahead(s, m + 2, 2);
+	T_EQ_INT(ms_pop3_source.fetch(s, m, 2, &sink, &r, &e), 0,
+		 "ahead: fetch 1-2 with 3-4 ahead");
+	T_EQ_INT(r.ends, 2, "ahead: first fetch stored 2");
+	T_EQ_INT(ms_pop3_source.fetch(s, m + 2, 2, &sink, &r, &e), 0,
+		 "ahead: fetch 3-4 takes the RETRs in flight");
+	T_OK(r.ends == 4 && r.ended[2] == 3 && r.ended[3] == 4,
+	     "ahead: second fetch stored 3 and 4");
+	T_EQ_MEM(r.got[3].s, r.got[3].len, "D\r\n", 3,
+		 "ahead: message 4 exact bytes");
+	ms_pop3_source.ahead(s, m + 4, 1);
+	T_EQ_INT(ms_pop3_source.fetch(s, m, 1, &sink, &r, &e), 0,
+		 "ahead: fetch 1 sends the hint's RETR 5 with it");
+	T_EQ_INT(ms_pop3_source.fetch(s, m + 1, 1, &sink, &r, &e), 0,
+		 "ahead: fetch of 2 drops RETR 5's reply first");
+	T_OK(r.ends == 6 && r.ended[4] == 1 && r.ended[5] == 2 &&
+	     r.got[5].len == 4 && !memcmp(r.got[5].s, "B2\r\n", 4),
+	     "ahead: message 5 dropped, message 2 stored again");
+	T_EQ_INT(ms_pop3_source.close(s, 1, &e), 0, "ahead: QUIT");
+	T_EQ_INT(peer_status(), 0, "ahead: peer saw exact bytes");
+	rec_free(&r);
+
+	memset(&r, 0, sizeof r);
+	T_EQ_INT(ms_pop3_source.open(&s, start_peer(quit), &tacct, &e), 0,
+		 "ahead/quit: open");
+	T_EQ_INT(ms_pop3_source.select(s, "INBOX", 1, &st, &e), 0,
+		 "ahead/quit: select");
+	ms_pop3_source.ahead(s, m + 1, 1);
+	T_EQ_INT(ms_pop3_source.fetch(s, m, 1, &sink, &r, &e), 0,
+		 "ahead/quit: fetch 1 with 2 ahead");
+	T_EQ_INT(ms_pop3_source.close(s, 1, &e), 0,
+		 "ahead/quit: QUIT after reading RETR 2's reply to its end");
+	T_OK(r.begins == 1 && r.ends == 1, "ahead/quit: only message 1 stored");
+	T_EQ_INT(peer_status(), 0, "ahead/quit: peer saw exact bytes");
 	rec_free(&r);
 }
 
@@ -670,9 +887,11 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	ms_log_setup(log_sink, NULL, MS_LOG_DEBUG);
 	test_ml();
+	test_ml_diff();
 	test_parsers();
 	test_pipelined();
 	test_serial();
+	test_ahead();
 	test_hostile();
 	test_no_uidl();
 	test_eof();
