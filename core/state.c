@@ -547,6 +547,66 @@ out:
 	return rc;
 }
 
+/*
+ * STATE_DIR/ACCOUNT/last-run: when the account last synced without error,
+ * "mailsync-last-run 1\nEPOCH\n".  Account-wide so that a clock that
+ * went backwards is noticed once, before any folder is touched.  State
+ * directories from before this file simply lack it (unknown, 0); the
+ * folder snapshots' own last_run still stands in for it.
+ */
+#define LAST_RUN_FILE "last-run"
+#define LAST_RUN_MAGIC "mailsync-last-run 1\n"
+
+int ms_state_account_last_run(const char *state_dir, const char *account,
+			      time_t *t, struct ms_err *e)
+{
+	char *p = NULL, *end, path[4096];
+	size_t n = 0, ml = sizeof LAST_RUN_MAGIC - 1;
+	long long v;
+	int dfd = -1, rc;
+
+	*t = 0;
+	if (!name_ok(account))
+		return bad_name(account, e);
+	if ((rc = open_ro(state_dir, account, &dfd, e)) < 0 || dfd < 0)
+		return rc;
+	snprintf(path, sizeof path, "%s/%s/%s", state_dir, account,
+		 LAST_RUN_FILE);
+	rc = slurp(dfd, LAST_RUN_FILE, path, &p, &n, e);
+	close(dfd);
+	if (rc < 0 || !p)
+		return rc;
+	p[n] = '\0';
+	/* a damaged file only loses the check, never the run */
+	if (n > ml && !memcmp(p, LAST_RUN_MAGIC, ml) && p[ml] >= '0' &&
+	    p[ml] <= '9') {
+		errno = 0;
+		v = strtoll(p + ml, &end, 10);
+		if (!errno && *end == '\n' && v > 0)
+			*t = (time_t)v;
+	}
+	free(p);
+	return 0;
+}
+
+int ms_state_account_set_last_run(const char *state_dir, const char *account,
+				  time_t t, struct ms_err *e)
+{
+	char buf[64], path[4096];
+	int dfd = -1, rc, n;
+
+	if (!name_ok(account))
+		return bad_name(account, e);
+	if ((rc = open_rw(state_dir, account, &dfd, e)) < 0)
+		return rc;
+	snprintf(path, sizeof path, "%s/%s/%s", state_dir, account,
+		 LAST_RUN_FILE);
+	n = snprintf(buf, sizeof buf, LAST_RUN_MAGIC "%lld\n", (long long)t);
+	rc = ms_fs_replace(dfd, LAST_RUN_FILE, buf, (size_t)n, path, e);
+	close(dfd);
+	return rc;
+}
+
 /* Clear our pid first, so that it cannot be blamed for a later holder;
  * closing drops the lock. */
 void ms_state_unlock(int fd)

@@ -152,7 +152,7 @@ static void on_durable(void *ctx, const struct ms_msg *m)
 	fr->fetched++;
 	/* POP3 without UIDL (delete policy only) has no identity to keep */
 	if ((fr->ar->a->proto == MS_PROTO_IMAP || m->uidl[0]) &&
-	    ms_state_add(fr->state, m, fr->ar->now, &fr->commit_err) < 0)
+	    ms_state_add(fr->state, m, fr->ar->stamp, &fr->commit_err) < 0)
 		fr->commit_failed = 1;
 	if (fr->on_durable)
 		fr->on_durable(fr, m);
@@ -256,7 +256,7 @@ static int rebuild_cb(void *ctx, const struct ms_msg *m, const char *ref,
 	if (fr->want && !fr->want(fr->hook_ctx, m))
 		return 0;
 	fr->rebuilt++;
-	return ms_state_add(fr->state, m, fr->ar->now, e);
+	return ms_state_add(fr->state, m, fr->ar->stamp, e);
 }
 
 /* State missing or unreadable: what the store holds is the truth. */
@@ -314,6 +314,8 @@ int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
 	if (rc < 0)
 		return rc;
 	fr->state_status = ms_state_status(fr->state);
+	/* state from before the account's last-run file: the folder's */
+	ms_sync_clock_check(ar, ms_state_last_run(fr->state));
 	return ar->sops->folder_open(ar->store, fr->local, &fr->sf, e);
 }
 
@@ -332,6 +334,7 @@ void ms_sync_folder_close(struct ms_folder_run *fr)
 int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
 {
 	const struct ms_account *a = fr->ar->a;
+	time_t stamp;
 
 	ms_state_set_header(fr->state, fr->fs.uidvalidity, fr->fs.uidnext,
 			    fr->fs.highestmodseq);
@@ -344,5 +347,9 @@ int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
 	else
 		ms_log(MS_LOG_INFO, "%s: %s: %lu fetched, %lu deleted",
 		       a->name, fr->local, fr->fetched, fr->deleted);
-	return ms_state_compact(fr->state, fr->ar->now, e);
+	stamp = fr->ar->stamp;
+	/* a clock that stays behind must keep being noticed */
+	if (fr->ar->clock_back && ms_state_last_run(fr->state) > stamp)
+		stamp = ms_state_last_run(fr->state);
+	return ms_state_compact(fr->state, stamp, e);
 }

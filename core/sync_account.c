@@ -10,11 +10,35 @@
  */
 #include "sync_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "rules.h"
+
+static void iso_utc(time_t t, char *buf, size_t n)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, n, "@%lld", (long long)t);
+}
+
+void ms_sync_clock_check(struct acct_run *ar, time_t last)
+{
+	char then[40], now[40];
+
+	if (ar->clock_back || last <= 0 || last - ar->now <= MS_CLOCK_MARGIN)
+		return;
+	ar->clock_back = 1;
+	ar->stamp = last;
+	iso_utc(last, then, sizeof then);
+	iso_utc(ar->now, now, sizeof now);
+	ms_log(MS_LOG_WARN, "%s: clock moved backwards since the last run "
+	       "(last run %s, now %s): no time-based deletions this run",
+	       ar->a->name, then, now);
+}
 
 static int report_folder(struct acct_run *ar, const char *folder, int rc,
 			 struct ms_err *fe)
@@ -179,6 +203,7 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 {
 	struct acct_run ar;
 	struct ms_err ce;
+	time_t last = 0;
 	int lockfd = -1, rc;
 
 	memset(&ar, 0, sizeof ar);
@@ -186,10 +211,14 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 	ar.a = a;
 	ar.o = o;
 	ar.st = st;
-	ar.now = time(NULL);
+	ar.now = ar.stamp = time(NULL);
 	ar.sops = ms_session_store_ops(a);
 	if ((rc = ms_state_lock(c->state_dir, a->name, &lockfd, e)) < 0)
 		return rc;
+	if ((rc = ms_state_account_last_run(c->state_dir, a->name, &last,
+					    e)) < 0)
+		goto out;
+	ms_sync_clock_check(&ar, last);
 	if ((rc = ar.sops->open(&ar.store, a, o->dry_run, e)) < 0)
 		goto out;
 	if ((rc = ms_session_open(&ar.sess, a, e)) < 0)
@@ -200,6 +229,10 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 	if (ms_session_close(&ar.sess, rc == 0 || e->scope < MS_SCOPE_ACCOUNT,
 			     &ce) < 0 && rc == 0)
 		ms_log(MS_LOG_WARN, "%s: logout: %s", a->name, ce.msg);
+	/* never with the earlier clock: it must keep being reported */
+	if (rc == 0 && !o->dry_run && !ar.clock_back)
+		rc = ms_state_account_set_last_run(c->state_dir, a->name,
+						   ar.now, e);
 out:
 	ms_session_close(&ar.sess, 0, &ce);
 	if (ar.store)

@@ -202,6 +202,8 @@ static int plan_deletes(struct imap_plan *p, struct ms_err *e)
 
 	if (a->policy == MS_POLICY_KEEP || fr->no_delete)
 		return 0;
+	if (a->policy == MS_POLICY_DELETE_AFTER && fr->ar->clock_back)
+		return 0; /* "older than" by a clock that went backwards */
 	if (a->policy == MS_POLICY_DELETE_AFTER)
 		return fr->ar->sess.ops->older_than(fr->ar->sess.src,
 						     a->delete_after_days,

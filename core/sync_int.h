@@ -26,6 +26,11 @@ struct acct_run {
 	const struct ms_store_ops *sops;
 	struct ms_store *store;
 	time_t now;
+	/* The clock is behind the last run's (F39 b): no time-based
+	 * deletion, and times recorded this run (POP3 first-seen, folder
+	 * last_run) are last_run instead of the wrong, earlier now. */
+	int clock_back;
+	time_t stamp;                /* now, or last_run when clock_back */
 };
 
 struct ms_folder_run {
@@ -61,6 +66,12 @@ struct ms_folder_run {
 	struct ms_msg *pending;
 	size_t npending;
 };
+
+/* The last run (account file or a folder's snapshot) was at last: when
+ * that is more than MS_CLOCK_MARGIN after ar->now, warn once per account
+ * run and set ar->clock_back. */
+#define MS_CLOCK_MARGIN 3600
+void ms_sync_clock_check(struct acct_run *ar, time_t last);
 
 int ms_sync_grow(void **v, size_t *cap, size_t n, size_t size,
 		 struct ms_err *e);

@@ -163,7 +163,7 @@ static int rm_local_cb(void *ctx, const struct ms_msg *m, const char *ref,
 
 	if (m->uid && m->uidvalidity == rc->fr->fs.uidvalidity) {
 		rc->kept++; /* relabelled by an earlier, interrupted run */
-		return ms_state_add(rc->fr->state, m, rc->fr->ar->now, e);
+		return ms_state_add(rc->fr->state, m, rc->fr->ar->stamp, e);
 	}
 	/* a copy whose size and date the store does not know cannot be
 	 * matched safely (an empty message has size 0 but a date) */
@@ -283,7 +283,7 @@ static int rm_pair(struct rm_ctx *rc, struct ms_err *e)
 			m.internaldate = rc->srv[j].date;
 			r = fr->ar->sops->relabel(fr->sf, rc->loc[i].ref, &m, e);
 			if (r == 0)
-				r = ms_state_add(fr->state, &m, fr->ar->now, e);
+				r = ms_state_add(fr->state, &m, fr->ar->stamp, e);
 			rc->matched++;
 		}
 		if (c <= 0)

@@ -175,6 +175,8 @@ static void plan_deletes(struct pop3_plan *p)
 
 	if (a->policy == MS_POLICY_KEEP || p->no_uidl)
 		return;
+	if (a->policy == MS_POLICY_DELETE_AFTER && fr->ar->clock_back)
+		return; /* ages from a clock that went backwards: none */
 	for (size_t i = 0; i < p->nall; i++) {
 		struct ms_msg *m = &p->all[i];
 
