@@ -145,6 +145,20 @@ static void log_sink(int level, const char *line, void *ctx)
 	out_line(2, "mailsync: %s", line);
 }
 
+/* An account's error, once: "mailsync: ACCOUNT[/FOLDER]: message";
+ * nothing when the core has logged it already (failed folders). */
+static void report(const char *account, const struct ms_err *e)
+{
+	if (e->reported)
+		return;
+	if (e->folder[0])
+		out_line(2, "mailsync: %s/%s: %s", account, e->folder,
+			 e->msg[0] ? e->msg : "failed");
+	else
+		out_line(2, "mailsync: %s: %s", account,
+			 e->msg[0] ? e->msg : "failed");
+}
+
 static int usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -333,8 +347,7 @@ static int sync_one(const struct ms_config *c, const struct ms_account *a,
 	rc = ms_sync_account(c, a, &ro, &st, &e);
 	progress_clear();
 	if (rc)
-		out_line(2, "mailsync: %s: %s", a->name,
-			 e.msg[0] ? e.msg : "failed");
+		report(a->name, &e);
 	else if (o->verbose || o->dry_run)
 		summary(a, o, &st);
 	return rc;
@@ -442,7 +455,7 @@ static int do_check(const struct ms_config *c, const struct ms_account **v,
 		ms_err_clear(&e);
 		rc = ms_check_account(c, v[i], &e);
 		if (rc)
-			out_line(2, "mailsync: %s: %s", v[i]->name, e.msg);
+			report(v[i]->name, &e);
 		else
 			out_line(1, "%s: ok", v[i]->name);
 		worst = ms_err_worse(worst, rc);
@@ -472,7 +485,7 @@ static int do_folders(const struct ms_config *c, const struct ms_account *a)
 	ms_err_clear(&e);
 	rc = ms_list_folders(c, a, folder_cb, NULL, &e);
 	if (rc)
-		out_line(2, "mailsync: %s: %s", a->name, e.msg);
+		report(a->name, &e);
 	return rc;
 }
 
@@ -516,7 +529,7 @@ static int do_status(const struct ms_config *c, const struct ms_account **v,
 		ms_err_clear(&e);
 		rc = ms_status_account(c, v[i], status_cb, &s, &e);
 		if (rc)
-			out_line(2, "mailsync: %s: %s", v[i]->name, e.msg);
+			report(v[i]->name, &e);
 		else if (s.lines == 0)
 			out_line(1, "%s\t-\tnever\t0\t0", v[i]->name);
 		worst = ms_err_worse(worst, rc);

@@ -149,9 +149,11 @@ int ms_check_account(const struct ms_config *c, const struct ms_account *a,
 	int rc;
 
 	(void)c;
-	if ((rc = ms_session_open(&s, a, e)) < 0)
-		return rc;
-	return ms_session_close(&s, 1, e);
+	ms_log_scope(a->name, NULL);
+	if ((rc = ms_session_open(&s, a, e)) == 0)
+		rc = ms_session_close(&s, 1, e);
+	ms_log_scope(NULL, NULL);
+	return rc;
 }
 
 int ms_list_folders(const struct ms_config *c, const struct ms_account *a,
@@ -164,8 +166,9 @@ int ms_list_folders(const struct ms_config *c, const struct ms_account *a,
 	int rc;
 
 	(void)c;
+	ms_log_scope(a->name, NULL);
 	if ((rc = ms_session_open(&s, a, e)) < 0)
-		return rc;
+		goto done;
 	if ((rc = ms_session_folders(&s, &f, e)) < 0)
 		goto out;
 	for (size_t i = 0; i < f.n && rc == 0; i++) {
@@ -192,6 +195,8 @@ int ms_list_folders(const struct ms_config *c, const struct ms_account *a,
 	ms_lfolders_free(&f);
 out:
 	ms_session_close(&s, rc == 0, rc == 0 ? e : &ne);
+done:
+	ms_log_scope(NULL, NULL);
 	return rc;
 }
 

@@ -35,15 +35,17 @@ void ms_sync_clock_check(struct acct_run *ar, time_t last)
 	ar->stamp = last;
 	iso_utc(last, then, sizeof then);
 	iso_utc(ar->now, now, sizeof now);
-	ms_log(MS_LOG_WARN, "%s: clock moved backwards since the last run "
+	ms_log(MS_LOG_WARN, "clock moved backwards since the last run "
 	       "(last run %s, now %s): no time-based deletions this run",
-	       ar->a->name, then, now);
+	       then, now);
 }
 
 static int report_folder(struct acct_run *ar, const char *folder, int rc,
 			 struct ms_err *fe)
 {
-	ms_log(MS_LOG_ERR, "%s: %s: %s", ar->a->name, folder, fe->msg);
+	ms_log_scope(ar->a->name, folder);
+	ms_log(MS_LOG_ERR, "%s", fe->msg);
+	ms_log_scope(ar->a->name, NULL);
 	ar->st->failed_folders++;
 	return rc;
 }
@@ -59,6 +61,7 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 	fr.ar = ar;
 	fr.raw = raw;
 	fr.local = local;
+	ms_log_scope(ar->a->name, local);
 	if ((rc = ms_sync_folder_open(&fr, fe)) < 0)
 		goto out;
 	if (ar->a->proto == MS_PROTO_IMAP &&
@@ -86,8 +89,11 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 		ms_sync_pop3_finish(&fr, qrc == 0 && fr.npending, &ce);
 out:
 	ms_sync_folder_close(&fr);
+	ms_log_scope(ar->a->name, NULL);
 	if (rc == 0)
 		ar->st->folders++;
+	else
+		ms_err_folder(fe, local);
 	return rc;
 }
 
@@ -127,8 +133,7 @@ static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
 		if (!f->local) {
 			/* f->why names the folder escaped and cut short;
 			 * the raw name may hold CR/LF or be kilobytes */
-			ms_log(MS_LOG_WARN, "%s: skipped %s", ar->a->name,
-			       f->why);
+			ms_log(MS_LOG_WARN, "skipped %s", f->why);
 			continue;
 		}
 		if (!ms_rules_folder_selected(ar->a, f->local))
@@ -175,8 +180,7 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 		failed++;
 		worst = ms_err_worse(worst, rc);
 		if (fe.scope >= MS_SCOPE_ACCOUNT) {
-			*e = fe;
-			ms_err_prefix(e, "%s", f->local);
+			*e = fe; /* names the folder: printed by the caller */
 			break;
 		}
 		report_folder(ar, f->local, rc, &fe);
@@ -191,9 +195,11 @@ out:
 	ms_lfolders_free(&lf);
 	if (rc < 0)
 		return rc;
-	if (worst && e->scope < MS_SCOPE_ACCOUNT)
-		ms_err_set(e, worst, "%lu folder%s failed", failed,
-			   failed == 1 ? "" : "s");
+	/* each failed folder has said so already; the code is the worst */
+	if (worst && e->scope < MS_SCOPE_ACCOUNT) {
+		e->code = worst;
+		e->reported = 1;
+	}
 	return worst;
 }
 
@@ -213,8 +219,9 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 	ar.st = st;
 	ar.now = ar.stamp = time(NULL);
 	ar.sops = ms_session_store_ops(a);
+	ms_log_scope(a->name, NULL);
 	if ((rc = ms_state_lock(c->state_dir, a->name, &lockfd, e)) < 0)
-		return rc;
+		goto out;
 	if ((rc = ms_state_account_last_run(c->state_dir, a->name, &last,
 					    e)) < 0)
 		goto out;
@@ -228,7 +235,7 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 	/* LOGOUT; a failure here loses nothing, so it is only a warning */
 	if (ms_session_close(&ar.sess, rc == 0 || e->scope < MS_SCOPE_ACCOUNT,
 			     &ce) < 0 && rc == 0)
-		ms_log(MS_LOG_WARN, "%s: logout: %s", a->name, ce.msg);
+		ms_log(MS_LOG_WARN, "logout: %s", ce.msg);
 	/* never with the earlier clock: it must keep being reported */
 	if (rc == 0 && !o->dry_run && !ar.clock_back)
 		rc = ms_state_account_set_last_run(c->state_dir, a->name,
@@ -238,5 +245,6 @@ out:
 	if (ar.store)
 		ar.sops->close(ar.store);
 	ms_state_unlock(lockfd);
+	ms_log_scope(NULL, NULL);
 	return rc;
 }

@@ -94,16 +94,16 @@ static int plan_fetch(struct pop3_plan *p, struct ms_err *e)
 						    NULL)) {
 			if (size == m->size)
 				continue;
-			ms_log(MS_LOG_WARN, "%s: INBOX: message %u: UIDL %s "
+			ms_log(MS_LOG_WARN, "message %u: UIDL %s "
 			       "was %llu bytes, now %llu: fetching it again",
-			       fr->ar->a->name, m->uid, m->uidl,
+			       m->uid, m->uidl,
 			       (unsigned long long)size,
 			       (unsigned long long)m->size);
 		}
 		if (!ms_rules_size_ok(fr->ar->a, m->size)) {
 			fr->ar->st->skipped++;
-			ms_log(MS_LOG_WARN, "%s: INBOX: %s: skipped: %llu bytes "
-			       "exceed max_message_size", fr->ar->a->name,
+			ms_log(MS_LOG_WARN, "%s: skipped: %llu bytes "
+			       "exceed max_message_size",
 			       ms_sync_msg_name(fr, m),
 			       (unsigned long long)m->size);
 			continue;
