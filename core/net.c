@@ -462,8 +462,7 @@ int ms_net_connect(struct ms_net **out, const struct ms_net_opts *o,
 	/* without a user libcurl would skip the login and report success */
 	if (!a->url || !a->host || !a->user || !a->user[0] || !o->secret)
 		return ms_err_set(e, MS_ECONFIG,
-				  "%s: no server, user or secret to log in with",
-				  a->name ? a->name : "account");
+				  "no server, user or secret to log in with");
 	if (!(n = calloc(1, sizeof *n)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	n->fd = -1;
