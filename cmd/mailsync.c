@@ -317,7 +317,8 @@ static void summary(const struct ms_account *a, const struct cli *o,
 	char size[32], skipped[48] = "";
 
 	if (o->dry_run) {
-		out_line(1, "%s: would fetch %lu, would delete %lu", a->name,
+		out_line(1, "mailsync: %s: would fetch %lu, would delete %lu",
+			 a->name,
 			 st->would_fetch, st->would_delete);
 		return;
 	}
@@ -325,7 +326,8 @@ static void summary(const struct ms_account *a, const struct cli *o,
 	if (st->skipped)
 		snprintf(skipped, sizeof skipped, ", %lu skipped (too large)",
 			 st->skipped);
-	out_line(1, "%s: %lu fetched (%s), %lu deleted, %lu folder%s%s",
+	out_line(1, "mailsync: %s: %lu fetched (%s), %lu deleted, "
+		 "%lu folder%s%s",
 		 a->name, st->fetched, size, st->deleted, st->folders,
 		 st->folders == 1 ? "" : "s", skipped);
 }

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "names.h"
 #include "rules.h"
+#include "text.h"
 
 #define CHUNK_MSGS 200
 #define META_CHUNK 1000
@@ -332,17 +333,22 @@ void ms_sync_folder_close(struct ms_folder_run *fr)
 int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
 {
 	time_t stamp;
+	size_t w;
+	int pad;
 
 	ms_state_set_header(fr->state, fr->fs.uidvalidity, fr->fs.uidnext,
 			    fr->fs.highestmodseq);
 	if (fr->ar->o->dry_run)
 		fr->ar->st->would_fetch += fr->would_fetch;
+	/* -v: one line per folder, the counts lined up after the names */
+	w = ms_text_width(fr->local);
+	pad = fr->ar->colw > w ? (int)(fr->ar->colw - w) : 0;
 	if (fr->ar->o->dry_run)
-		ms_log(MS_LOG_INFO, "would fetch %lu (%llu bytes), "
-		       "would delete %lu", fr->would_fetch,
+		ms_log(MS_LOG_INFO, "%*swould fetch %lu (%llu bytes), "
+		       "would delete %lu", pad, "", fr->would_fetch,
 		       fr->would_bytes, fr->would_delete);
 	else
-		ms_log(MS_LOG_INFO, "%lu fetched, %lu deleted",
+		ms_log(MS_LOG_INFO, "%*s%lu fetched, %lu deleted", pad, "",
 		       fr->fetched, fr->deleted);
 	stamp = fr->ar->stamp;
 	/* a clock that stays behind must keep being noticed */

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "rules.h"
+#include "text.h"
 
 static void iso_utc(time_t t, char *buf, size_t n)
 {
@@ -140,6 +141,8 @@ static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
 			continue;
 		sel->idx[sel->n] = i;
 		sel->names[sel->n++] = f->raw;
+		if (ms_text_width(f->local) > ar->colw)
+			ar->colw = ms_text_width(f->local);
 	}
 	if (!ops->status || !sel->n)
 		return 0;

@@ -31,6 +31,7 @@ struct acct_run {
 	 * last_run) are last_run instead of the wrong, earlier now. */
 	int clock_back;
 	time_t stamp;                /* now, or last_run when clock_back */
+	size_t colw;                 /* widest selected folder name (-v) */
 };
 
 struct ms_folder_run {

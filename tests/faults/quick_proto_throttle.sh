@@ -25,7 +25,7 @@ for proto in imap pop3; do
 	run_ms -c "$T/$proto.ini"
 	assert_eq "$RC" 75 "$proto throttled after 1 MB: exit 75"
 	if [ $proto = imap ]; then
-		assert_match "$ERR" 'thr-imap: INBOX: .*BYE \[UNAVAILABLE\] bandwidth limit' "imap: message names the BYE [UNAVAILABLE] text"
+		assert_match "$ERR" '^mailsync: thr-imap/INBOX: .*BYE \[UNAVAILABLE\] bandwidth limit' "imap: message names the BYE [UNAVAILABLE] text"
 		assert_eq "$(fake_count '^(UID STORE|UID EXPUNGE)')" 0 "imap: nothing deleted"
 	else
 		assert_match "$ERR" 'thr-pop3: .*\[SYS/TEMP\] bandwidth limit' "pop3: message quotes the [SYS/TEMP] text"

@@ -52,7 +52,7 @@ fake_config "$T/lit.ini" lit imaps "maildir:$T/LIT" policy=delete max_message_si
 /usr/bin/time -f '%M' -o "$T/rss" "$MAILSYNC" -c "$T/lit.ini" >"$T/out" 2>"$T/err"
 RC=$? ERR=$(cat "$T/err")
 assert_match "$RC" '^7[56]$' "huge literal: exit 75/76 (the server then closes)"
-assert_match "$ERR" 'lit: INBOX: UID 1: skipped: 3221225472 bytes exceed max_message_size' "huge literal: refused from the announced size, warning names the UID"
+assert_match "$ERR" '^mailsync: lit/INBOX: UID 1: skipped: 3221225472 bytes exceed max_message_size' "huge literal: refused from the announced size, warning names the UID"
 assert_eq "$(find "$T/LIT" -type f | wc -l)" 0 "huge literal: nothing stored"
 assert_eq "$(fake_count '^(UID STORE|UID EXPUNGE)')" 0 "huge literal: nothing deleted"
 rss=$(tail -1 "$T/rss")
