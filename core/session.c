@@ -18,6 +18,7 @@
 #include "net_global.h"
 #include "rules.h"
 #include "state.h"
+#include "text.h"
 
 int ms_global_init(struct ms_err *e)
 {
@@ -90,9 +91,15 @@ static void refuse_collision(struct ms_lfolders *f, struct ms_lfolder *nf)
 {
 	for (size_t i = 0; f->v + i != nf; i++) {
 		if (f->v[i].local && strcmp(f->v[i].local, nf->local) == 0) {
+			char a[100], b[100];
+
+			/* raw names may hold CR/LF: printable excerpts */
+			ms_text_excerpt(a, sizeof a, nf->raw, strlen(nf->raw));
+			ms_text_excerpt(b, sizeof b, f->v[i].raw,
+					strlen(f->v[i].raw));
 			snprintf(nf->why, sizeof nf->why,
-				 "maps to the same local folder as \"%s\"",
-				 f->v[i].raw);
+				 "folder %s: maps to the same local folder as "
+				 "%s", a, b);
 			free(nf->local);
 			nf->local = NULL;
 			return;
