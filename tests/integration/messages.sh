@@ -51,12 +51,13 @@ assert_eq "$RC|$OUT|$ERR" "0||" "a clean run prints nothing"
 # --- one folder fails: one line, and no "1 folder failed" on top ---
 crlf_msg "$T/m5" "Subject: msg 5" "Message-ID: <msg5@x>" "" "body 5"
 dv_seed $U Lists/dev "$T/m5"
-chmod 0500 "$T/M/Lists/dev/tmp"
+# (tests run as root: a file where the Maildir's tmp/ should be, not a mode)
+mv "$T/M/Lists/dev/tmp" "$T/tmp.save" && : >"$T/M/Lists/dev/tmp"
 run_ms -c "$CFG"
-chmod 0700 "$T/M/Lists/dev/tmp"
+rm -f "$T/M/Lists/dev/tmp" && mv "$T/tmp.save" "$T/M/Lists/dev/tmp"
 assert_eq "$RC" 73 "a folder that cannot be written: exit 73"
 assert_eq "$(wc -l <<<"$ERR")" 1 "one failing folder: exactly one line"
-assert_match "$ERR" "^mailsync: acct/Lists/dev: [^:]*$T/M/Lists/dev/tmp/[^:]*: Permission denied\$" "the line names account/folder and the path, once"
+assert_match "$ERR" "^mailsync: acct/Lists/dev: [^:]*$T/M/Lists/dev[^:]*: Not a directory\$" "the line names account/folder and the path, once"
 assert_no_match "$ERR" 'folders? failed' "no extra 'N folders failed' summary"
 
 # --- account-level errors: the account named once ---
