@@ -5,8 +5,9 @@
  * The only place that prints or exits.  Core is reached through
  * core/mailsync.h alone.  Every line goes out in one write(2) so that
  * lines from accounts running in parallel child processes never mix.
- * The exit status is the worst account's (ms_err_worse), and each failed
- * account gets exactly one summary line; success is silent unless -v.
+ * The exit status is the worst account's (ms_err_worse); each failure is
+ * said once, "mailsync: ACCOUNT[/FOLDER]: ...", by the core's log as it
+ * happens (failed folders) or here; success is silent unless -v.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -3,10 +3,12 @@
  * open the store, log in, sync every selected folder in turn over the one
  * connection, log out, unlock.
  *
- * A folder's failure is logged ("ACCOUNT: FOLDER: what: why") and the
+ * A folder's failure is logged once ("ACCOUNT/FOLDER: what: why") and the
  * other folders still run, unless the error's scope is the account (the
  * connection is gone) or the run.  The account's result is the worst
- * folder's code.
+ * folder's code, marked as reported so that cmd/ adds no second line.
+ * The log scope (log.h) names the account and the folder for every line
+ * logged meanwhile, whatever module logs it.
  */
 #include "sync_int.h"
 
