@@ -3,8 +3,9 @@
  *
  * A fallible function returns 0 or a negative MS_E* code and takes a
  * struct ms_err * last.  The site that detects the failure writes the
- * message once (account, folder, UID, path, errno or server text); callers
- * only add context with ms_err_prefix().  Each code maps 1:1 to a sysexits
+ * message once (UID, path, errno or server text); callers only add
+ * context with ms_err_prefix(), and the folder with ms_err_folder().  The
+ * account is never in the message: whoever prints it puts it in front.  Each code maps 1:1 to a sysexits
  * status so cmd/ never has to guess; the scope says how far the damage goes.
  */
 #ifndef MS_ERR_H
