@@ -313,8 +313,6 @@ int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
 	if (rc < 0)
 		return rc;
 	fr->state_status = ms_state_status(fr->state);
-	/* state from before the account's last-run file: the folder's */
-	ms_sync_clock_check(ar, ms_state_last_run(fr->state));
 	return ar->sops->folder_open(ar->store, fr->local, &fr->sf, e);
 }
 

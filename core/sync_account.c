@@ -28,11 +28,17 @@ static void iso_utc(time_t t, char *buf, size_t n)
 		snprintf(buf, n, "@%lld", (long long)t);
 }
 
-void ms_sync_clock_check(struct acct_run *ar, time_t last)
+/* The last run was at last (STATE/ACCOUNT/last-run): when that is more
+ * than an hour after now, warn once and set ar->clock_back.  Only the
+ * account file counts, not the folders' snapshots: removing it is how a
+ * user accepts the current clock (when the last run's was the wrong one). */
+#define CLOCK_MARGIN 3600
+
+static void clock_check(struct acct_run *ar, time_t last)
 {
 	char then[40], now[40];
 
-	if (ar->clock_back || last <= 0 || last - ar->now <= MS_CLOCK_MARGIN)
+	if (ar->clock_back || last <= 0 || last - ar->now <= CLOCK_MARGIN)
 		return;
 	ar->clock_back = 1;
 	ar->stamp = last;
@@ -230,7 +236,7 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 	if ((rc = ms_state_account_last_run(c->state_dir, a->name, &last,
 					    e)) < 0)
 		goto out;
-	ms_sync_clock_check(&ar, last);
+	clock_check(&ar, last);
 	if ((rc = ar.sops->open(&ar.store, a, o->dry_run, e)) < 0)
 		goto out;
 	if ((rc = ms_session_open(&ar.sess, a, e)) < 0)

@@ -68,12 +68,6 @@ struct ms_folder_run {
 	size_t npending;
 };
 
-/* The last run (account file or a folder's snapshot) was at last: when
- * that is more than MS_CLOCK_MARGIN after ar->now, warn once per account
- * run and set ar->clock_back. */
-#define MS_CLOCK_MARGIN 3600
-void ms_sync_clock_check(struct acct_run *ar, time_t last);
-
 int ms_sync_grow(void **v, size_t *cap, size_t n, size_t size,
 		 struct ms_err *e);
 int ms_sync_stopped(const struct ms_folder_run *fr);

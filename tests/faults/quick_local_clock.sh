@@ -8,6 +8,7 @@
 #   run 3 at now, delete-after 30: 100 days old by the clock, but the
 #         clock is 10 days behind the last run: warning, no DELE, exit 0
 #   run 4 at now, delete: warning again (last run not moved back), 4 DELE
+#   run 5 at now after removing STATE/ACCOUNT/last-run: silent
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
 . "$here/../lib/dovecot.sh"
@@ -24,7 +25,7 @@ faketime -f -200d openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime2
 FK_CA=$T/cert.pem FK_KEY=$T/cert.key
 msgs=$(fk_gen 4 2000 c)
 fk_scenario "$T/c.json" "$msgs"
-fake_start pop3 "$T/c.json" 4 60
+fake_start pop3 "$T/c.json" 5 60
 fake_config "$T/after.ini" clk pop3s "maildir:$T/M" "policy=delete-after 30"
 fake_config "$T/keep.ini" clk pop3s "maildir:$T/M"
 fake_config "$T/del.ini" clk pop3s "maildir:$T/M" policy=delete
@@ -55,5 +56,11 @@ run_ms -c "$T/del.ini"
 assert_eq "$RC" 0 "run 4 (clock behind, policy delete): exit 0"
 assert_match "$ERR" "$want" "run 4: warned again, against the same last run"
 assert_eq "$(fake_cmds | grep -E '^DELE' | tr '\n' ' ')" "DELE 1 DELE 2 DELE 3 DELE 4 " "run 4: policy delete is not time-based: all 4 deleted"
+# removing last-run accepts the current clock (the folders' snapshots,
+# stamped with the later time, do not keep the warning alive)
+rm "$lf"
+run_ms -c "$T/after.ini"
+assert_eq "$RC|$ERR" "0|" "run 5 after removing last-run: exit 0, silent"
+assert_eq "$(( $(sed -n 2p "$lf") <= $(date +%s) ))" 1 "run 5: last-run is now the current time"
 fake_stop
 t_done
