@@ -5,8 +5,9 @@
  * The only place that prints or exits.  Core is reached through
  * core/mailsync.h alone.  Every line goes out in one write(2) so that
  * lines from accounts running in parallel child processes never mix.
- * The exit status is the worst account's (ms_err_worse), and each failed
- * account gets exactly one summary line; success is silent unless -v.
+ * The exit status is the worst account's (ms_err_worse); each failure is
+ * said once, "mailsync: ACCOUNT[/FOLDER]: ...", by the core's log as it
+ * happens (failed folders) or here; success is silent unless -v.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -143,6 +144,20 @@ static void log_sink(int level, const char *line, void *ctx)
 	(void)ctx;
 	progress_clear();
 	out_line(2, "mailsync: %s", line);
+}
+
+/* An account's error, once: "mailsync: ACCOUNT[/FOLDER]: message";
+ * nothing when the core has logged it already (failed folders). */
+static void report(const char *account, const struct ms_err *e)
+{
+	if (e->reported)
+		return;
+	if (e->folder[0])
+		out_line(2, "mailsync: %s/%s: %s", account, e->folder,
+			 e->msg[0] ? e->msg : "failed");
+	else
+		out_line(2, "mailsync: %s: %s", account,
+			 e->msg[0] ? e->msg : "failed");
 }
 
 static int usage_error(const char *fmt, ...)
@@ -303,7 +318,8 @@ static void summary(const struct ms_account *a, const struct cli *o,
 	char size[32], skipped[48] = "";
 
 	if (o->dry_run) {
-		out_line(1, "%s: would fetch %lu, would delete %lu", a->name,
+		out_line(1, "mailsync: %s: would fetch %lu, would delete %lu",
+			 a->name,
 			 st->would_fetch, st->would_delete);
 		return;
 	}
@@ -311,7 +327,8 @@ static void summary(const struct ms_account *a, const struct cli *o,
 	if (st->skipped)
 		snprintf(skipped, sizeof skipped, ", %lu skipped (too large)",
 			 st->skipped);
-	out_line(1, "%s: %lu fetched (%s), %lu deleted, %lu folder%s%s",
+	out_line(1, "mailsync: %s: %lu fetched (%s), %lu deleted, "
+		 "%lu folder%s%s",
 		 a->name, st->fetched, size, st->deleted, st->folders,
 		 st->folders == 1 ? "" : "s", skipped);
 }
@@ -333,8 +350,7 @@ static int sync_one(const struct ms_config *c, const struct ms_account *a,
 	rc = ms_sync_account(c, a, &ro, &st, &e);
 	progress_clear();
 	if (rc)
-		out_line(2, "mailsync: %s: %s", a->name,
-			 e.msg[0] ? e.msg : "failed");
+		report(a->name, &e);
 	else if (o->verbose || o->dry_run)
 		summary(a, o, &st);
 	return rc;
@@ -442,7 +458,7 @@ static int do_check(const struct ms_config *c, const struct ms_account **v,
 		ms_err_clear(&e);
 		rc = ms_check_account(c, v[i], &e);
 		if (rc)
-			out_line(2, "mailsync: %s: %s", v[i]->name, e.msg);
+			report(v[i]->name, &e);
 		else
 			out_line(1, "%s: ok", v[i]->name);
 		worst = ms_err_worse(worst, rc);
@@ -472,7 +488,7 @@ static int do_folders(const struct ms_config *c, const struct ms_account *a)
 	ms_err_clear(&e);
 	rc = ms_list_folders(c, a, folder_cb, NULL, &e);
 	if (rc)
-		out_line(2, "mailsync: %s: %s", a->name, e.msg);
+		report(a->name, &e);
 	return rc;
 }
 
@@ -516,7 +532,7 @@ static int do_status(const struct ms_config *c, const struct ms_account **v,
 		ms_err_clear(&e);
 		rc = ms_status_account(c, v[i], status_cb, &s, &e);
 		if (rc)
-			out_line(2, "mailsync: %s: %s", v[i]->name, e.msg);
+			report(v[i]->name, &e);
 		else if (s.lines == 0)
 			out_line(1, "%s\t-\tnever\t0\t0", v[i]->name);
 		worst = ms_err_worse(worst, rc);

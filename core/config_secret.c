@@ -43,9 +43,8 @@ static int first_line(const char *p, size_t n, char **out)
 	return 0;
 }
 
-static int from_first_line(const struct ms_account *a, const char *what,
-			   const char *p, size_t n, char **out,
-			   struct ms_err *e)
+static int from_first_line(const char *what, const char *p, size_t n,
+			   char **out, struct ms_err *e)
 {
 	switch (first_line(p, n, out)) {
 	case 0:
@@ -53,9 +52,9 @@ static int from_first_line(const struct ms_account *a, const char *what,
 	case -2:
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	default:
-		return ms_err_set(e, MS_ECONFIG, "account %s: %s gave no "
+		return ms_err_set(e, MS_ECONFIG, "%s gave no "
 				  "password (empty first line or NUL byte)",
-				  a->name, what);
+				  what);
 	}
 }
 
@@ -87,29 +86,29 @@ static int from_file(const struct ms_account *a, char *buf, char **out,
 
 	fd = open(f, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = ms_err_sys(e, MS_ECONFIG, errno, "account %s: "
-				"password_file %s: cannot open", a->name, f);
+		rc = ms_err_sys(e, MS_ECONFIG, errno,
+				"password_file %s: cannot open", f);
 	} else if (!S_ISREG(st.st_mode)) {
-		rc = ms_err_set(e, MS_ECONFIG, "account %s: password_file %s: "
-				"not a regular file", a->name, f);
+		rc = ms_err_set(e, MS_ECONFIG, "password_file %s: "
+				"not a regular file", f);
 	} else if (st.st_uid != geteuid()) {
-		rc = ms_err_set(e, MS_ECONFIG, "account %s: password_file %s: "
+		rc = ms_err_set(e, MS_ECONFIG, "password_file %s: "
 				"owned by uid %u, not %u, must be yours because"
-				" it contains a password", a->name, f,
+				" it contains a password", f,
 				(unsigned)st.st_uid, (unsigned)geteuid());
 	} else if (st.st_mode & 077) {
-		rc = ms_err_set(e, MS_ECONFIG, "account %s: password_file %s: "
+		rc = ms_err_set(e, MS_ECONFIG, "password_file %s: "
 				"mode %04o, must be 0600 or stricter because it"
-				" contains a password", a->name, f,
+				" contains a password", f,
 				(unsigned)(st.st_mode & 07777));
 	} else if (read_capped(fd, buf, &n) < 0) {
-		rc = ms_err_sys(e, MS_ECONFIG, errno, "account %s: "
-				"password_file %s: cannot read", a->name, f);
+		rc = ms_err_sys(e, MS_ECONFIG, errno,
+				"password_file %s: cannot read", f);
 	} else if (n > SECRET_MAX) {
-		rc = ms_err_set(e, MS_ECONFIG, "account %s: password_file %s: "
-				"larger than 64 KiB", a->name, f);
+		rc = ms_err_set(e, MS_ECONFIG, "password_file %s: "
+				"larger than 64 KiB", f);
 	} else {
-		rc = from_first_line(a, "password_file", buf, n, out, e);
+		rc = from_first_line("password_file", buf, n, out, e);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -206,28 +205,23 @@ static int reap(pid_t pid, long deadline, int kill_now, int *status)
 	return 1;
 }
 
-static int cmd_result(const struct ms_account *a, int got, int status,
-		      long limit, struct ms_err *e)
+static int cmd_result(int got, int status, long limit, struct ms_err *e)
 {
 	if (got == 1)
-		return ms_err_set(e, MS_ECONFIG, "account %s: password_command "
-				  "timed out after %ld s", a->name,
-				  limit / 1000);
+		return ms_err_set(e, MS_ECONFIG, "password_command "
+				  "timed out after %ld s", limit / 1000);
 	if (got == 2)
-		return ms_err_set(e, MS_ECONFIG, "account %s: password_command "
-				  "printed more than 64 KiB", a->name);
+		return ms_err_set(e, MS_ECONFIG, "password_command "
+				  "printed more than 64 KiB");
 	if (got < 0)
-		return ms_err_sys(e, MS_ECONFIG, errno, "account %s: "
-				  "password_command: cannot read its output",
-				  a->name);
+		return ms_err_sys(e, MS_ECONFIG, errno,
+				  "password_command: cannot read its output");
 	if (WIFSIGNALED(status))
-		return ms_err_set(e, MS_ECONFIG, "account %s: password_command "
-				  "killed by signal %d", a->name,
-				  WTERMSIG(status));
+		return ms_err_set(e, MS_ECONFIG, "password_command "
+				  "killed by signal %d", WTERMSIG(status));
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return ms_err_set(e, MS_ECONFIG, "account %s: password_command "
-				  "exited with status %d", a->name,
-				  WEXITSTATUS(status));
+		return ms_err_set(e, MS_ECONFIG, "password_command "
+				  "exited with status %d", WEXITSTATUS(status));
 	return 0;
 }
 
@@ -242,8 +236,8 @@ static int from_command(const struct ms_account *a, char *buf, char **out,
 	if (pipe2(pfd, O_CLOEXEC) < 0 ||
 	    (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
 	    (pid = fork()) < 0) {
-		rc = ms_err_sys(e, MS_EINTERNAL, errno, "account %s: cannot "
-				"run password_command", a->name);
+		rc = ms_err_sys(e, MS_EINTERNAL, errno, "cannot "
+				"run password_command");
 		goto out;
 	}
 	if (pid == 0)
@@ -254,9 +248,9 @@ static int from_command(const struct ms_account *a, char *buf, char **out,
 	got = collect(pfd[0], buf, &n, deadline);
 	if (reap(pid, deadline, got != 0, &status) > 0 && got == 0)
 		got = 1;
-	rc = cmd_result(a, got, status, limit, e);
+	rc = cmd_result(got, status, limit, e);
 	if (rc == 0)
-		rc = from_first_line(a, "password_command", buf, n, out, e);
+		rc = from_first_line("password_command", buf, n, out, e);
 out:
 	explicit_bzero(buf, n);
 	if (pfd[0] >= 0)
@@ -281,8 +275,8 @@ int ms_config_secret(const struct ms_account *a, char **out,
 		return 0;
 	}
 	if (!a->password_file && !a->password_command)
-		return ms_err_set(e, MS_ECONFIG, "account %s: no password "
-				  "source", a->name);
+		return ms_err_set(e, MS_ECONFIG, "no password "
+				  "source");
 	if (!(buf = malloc(SECRET_MAX + 1)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	if (a->password_file)

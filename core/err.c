@@ -16,7 +16,28 @@ void ms_err_clear(struct ms_err *e)
 		return;
 	e->code = 0;
 	e->scope = 0;
+	e->reported = 0;
+	e->folder[0] = '\0';
 	e->msg[0] = '\0';
+}
+
+void ms_err_folder(struct ms_err *e, const char *folder)
+{
+	size_t n;
+
+	if (!e || e->folder[0] || !folder)
+		return;
+	n = strlen(folder);
+	if (n >= sizeof e->folder) {
+		/* cut on a UTF-8 character boundary, marked */
+		n = sizeof e->folder - 4;
+		while (n > 0 && ((unsigned char)folder[n] & 0xc0) == 0x80)
+			n--;
+		memcpy(e->folder, folder, n);
+		memcpy(e->folder + n, "...", 4);
+		return;
+	}
+	memcpy(e->folder, folder, n + 1);
 }
 
 static int default_scope(int code)
@@ -40,6 +61,8 @@ int ms_err_vset(struct ms_err *e, int code, const char *fmt, va_list ap)
 		return code;
 	e->code = code;
 	e->scope = default_scope(code);
+	e->reported = 0;
+	e->folder[0] = '\0';
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
 	return code;
 }

@@ -3,8 +3,9 @@
  *
  * A fallible function returns 0 or a negative MS_E* code and takes a
  * struct ms_err * last.  The site that detects the failure writes the
- * message once (account, folder, UID, path, errno or server text); callers
- * only add context with ms_err_prefix().  Each code maps 1:1 to a sysexits
+ * message once (UID, path, errno or server text); callers only add
+ * context with ms_err_prefix(), and the folder with ms_err_folder().  The
+ * account is never in the message: whoever prints it puts it in front.  Each code maps 1:1 to a sysexits
  * status so cmd/ never has to guess; the scope says how far the damage goes.
  */
 #ifndef MS_ERR_H
@@ -33,10 +34,15 @@ enum ms_scope {
 };
 
 #define MS_ERR_MSG_MAX 1024
+#define MS_ERR_FOLDER_MAX 256
 
+/* The message names neither the account nor the folder: whoever prints it
+ * puts "ACCOUNT: " or "ACCOUNT/FOLDER: " in front (see log.h). */
 struct ms_err {
 	int code;           /* 0 or a negative MS_E* */
 	int scope;          /* enum ms_scope, 0 when unset */
+	int reported;       /* already logged where it happened: say no more */
+	char folder[MS_ERR_FOLDER_MAX]; /* the folder concerned, or "" */
 	char msg[MS_ERR_MSG_MAX]; /* one line, no trailing newline, no secret */
 };
 
@@ -53,6 +59,8 @@ int ms_err_sys(struct ms_err *e, int code, int errnum, const char *fmt, ...)
 /* Prepend "ctx: " to the message (e.g. the folder name); returns e->code. */
 int ms_err_prefix(struct ms_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Name the folder the error concerns, unless one is named already. */
+void ms_err_folder(struct ms_err *e, const char *folder);
 /* sysexits status for a code (0 for MS_OK, 70 for unknown codes). */
 int ms_err_exit_status(int code);
 /* Worse of two codes by exit-status severity rules ("worst account wins"). */

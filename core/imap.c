@@ -25,11 +25,6 @@
 
 #define MAX_FOLDERS 100000ul
 
-const char *imap_folder_of(const struct ms_source *s)
-{
-	return s->folder ? s->folder : "(no folder)";
-}
-
 int imap_fatal(struct ms_source *s, int rc, struct ms_err *e)
 {
 	s->dead = 1;
@@ -255,7 +250,7 @@ int imap_cmd_error(struct ms_source *s, const struct imap_resp *r,
 	sanitize_buf(text, sizeof text, &s->text);
 	if (r->status == IMAP_NO && temporary_code(s->code.s))
 		rc = MS_ETEMP;
-	ms_err_set(e, rc, "%s: %s failed: %s %s%s%s%s", imap_folder_of(s), what,
+	ms_err_set(e, rc, "%s failed: %s %s%s%s%s", what,
 		   r->status == IMAP_NO ? "NO" : "BAD", code[0] ? "[" : "",
 		   code, code[0] ? "] " : "", text);
 	if (rc == MS_ETEMP)

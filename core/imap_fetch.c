@@ -63,11 +63,6 @@ struct item {
 	struct ms_msg m;            /* as given to begin */
 };
 
-static const char *folder_of(const struct ms_source *s)
-{
-	return s->folder ? s->folder : "(no folder)";
-}
-
 /* ---- INTERNALDATE ---- */
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -164,27 +159,25 @@ static long want_open(const struct fctx *f, uint64_t uid)
 static int mismatch(struct fctx *f, const struct item *it, struct ms_err *e)
 {
 	return imap_fatal(f->s, ms_err_set(e, MS_EPROTO,
-		"%s: IMAP: UID mismatch: server sent UID %llu, which was "
-		"not requested or was already delivered", folder_of(f->s),
+		"IMAP: UID mismatch: server sent UID %llu, which was "
+		"not requested or was already delivered",
 		(unsigned long long)it->uid), e);
 }
 
 static int malformed(struct fctx *f, struct ms_err *e)
 {
 	return imap_fatal(f->s, ms_err_set(e, MS_EPROTO,
-		"%s: IMAP: malformed FETCH response \"%s\"", folder_of(f->s),
-		f->s->p.ex), e);
+		"IMAP: malformed FETCH response \"%s\"", f->s->p.ex), e);
 }
 
 /* ---- one FETCH response ---- */
 
 /* A sink failure: scope MESSAGE skips the message, anything else stops. */
-static int sink_failed(struct fctx *f, struct item *it, int rc,
-		       struct ms_err *e)
+static int sink_failed(struct item *it, int rc, struct ms_err *e)
 {
 	if (e->scope != MS_SCOPE_MESSAGE)
 		return rc;
-	ms_log(MS_LOG_WARN, "%s: UID %llu: skipped: %s", folder_of(f->s),
+	ms_log(MS_LOG_WARN, "UID %llu: skipped: %s",
 	       (unsigned long long)(it->has_uid ? it->uid : it->m.uid),
 	       e->msg);
 	ms_err_clear(e);
@@ -213,7 +206,7 @@ static int body_begin(struct fctx *f, struct item *it, uint64_t len,
 		it->m = f->msgs[f->w[i].idx];
 	}
 	if ((rc = f->sink->begin(f->sctx, &it->m, len, e)))
-		return sink_failed(f, it, rc, e);
+		return sink_failed(it, rc, e);
 	it->open = 1;
 	return 0;
 }
@@ -229,7 +222,7 @@ static int body_data(struct fctx *f, struct item *it, const char *p,
 	if ((rc = f->sink->data(f->sctx, p, n, e))) {
 		it->open = 0;
 		f->sink->abort(f->sctx);
-		return sink_failed(f, it, rc, e);
+		return sink_failed(it, rc, e);
 	}
 	return 0;
 }
@@ -382,14 +375,13 @@ static int finish_body(struct fctx *f, struct item *it, struct ms_err *e)
 		return 0; /* unsolicited (e.g. a flag change): data only */
 	if (!it->has_uid)
 		return imap_fatal(f->s, ms_err_set(e, MS_EPROTO,
-			"%s: IMAP: FETCH response with BODY[] but no UID",
-			folder_of(f->s)), e);
+			"IMAP: FETCH response with BODY[] but no UID"), e);
 	if ((i = want_open(f, it->uid)) < 0)
 		return mismatch(f, it, e);
 	if (it->bgot != it->blen)
 		return imap_fatal(f->s, ms_err_set(e, MS_EPROTO,
-			"%s: UID %llu: got %llu bytes of a %llu-byte literal",
-			folder_of(f->s), (unsigned long long)it->uid,
+			"UID %llu: got %llu bytes of a %llu-byte literal",
+			(unsigned long long)it->uid,
 			(unsigned long long)it->bgot,
 			(unsigned long long)it->blen), e);
 	f->done[i] = 1;
@@ -405,7 +397,7 @@ static int finish_body(struct fctx *f, struct item *it, struct ms_err *e)
 	m.has_meta = 1;
 	it->open = 0;
 	if ((rc = f->sink->end(f->sctx, &m, e)))
-		return sink_failed(f, it, rc, e);
+		return sink_failed(it, rc, e);
 	return 0;
 }
 

@@ -27,9 +27,8 @@ struct gm_ctx {
 
 static int malformed(struct ms_source *s, struct ms_err *e)
 {
-	return imap_fatal(s, ms_err_set(e, MS_EPROTO, "%s: IMAP: malformed "
-		"X-GM-LABELS FETCH response \"%s\"", imap_folder_of(s),
-		s->p.ex), e);
+	return imap_fatal(s, ms_err_set(e, MS_EPROTO, "IMAP: malformed "
+		"X-GM-LABELS FETCH response \"%s\"", s->p.ex), e);
 }
 
 static int add_escaped(struct ms_buf *b, const char *p, size_t n,
@@ -177,9 +176,8 @@ int imap_gm_labels(struct ms_source *s, ms_gm_cb cb, void *ctx,
 	if ((rc = imap_usable(s, 1, e)))
 		return rc;
 	if (!(s->caps & IMAP_CAP_XGMEXT1))
-		return ms_err_set(e, MS_EPROTO, "%s: server does not announce "
-				  "X-GM-EXT-1, needed by gmail = all-mail",
-				  imap_folder_of(s));
+		return ms_err_set(e, MS_EPROTO, "server does not announce "
+				  "X-GM-EXT-1, needed by gmail = all-mail");
 	if (!s->exists)
 		return 0;
 	ms_buf_init(&c.labels, LABELS_MAX);

@@ -78,8 +78,7 @@ int imap_run(struct ms_source *s, const char *line, const char *what,
 	     struct ms_err *e);
 /* "m12" -> 12; 0 when not one of our tags. */
 unsigned imap_our_tag(const char *tag);
-/* The selected folder's name for messages. */
-const char *imap_folder_of(const struct ms_source *s);
+
 
 /* Next token from the connection (refills the receive buffer). */
 int imap_tok(struct ms_source *s, struct ms_imap_tok *t, struct ms_err *e);

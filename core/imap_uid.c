@@ -40,12 +40,12 @@ static int search_hit(struct ms_source *s, struct search_ctx *c,
 
 	if (uid < 1 || uid > 0xffffffffu)
 		return imap_fatal(s, ms_err_set(e, MS_EPROTO,
-			"%s: IMAP: SEARCH returned invalid UID %llu",
-			imap_folder_of(s), (unsigned long long)uid), e);
+			"IMAP: SEARCH returned invalid UID %llu",
+			(unsigned long long)uid), e);
 	if (++c->n > MAX_SEARCH)
 		return imap_fatal(s, ms_err_set(e, MS_EPROTO,
-			"%s: IMAP: SEARCH returned more than %lu UIDs",
-			imap_folder_of(s), MAX_SEARCH), e);
+			"IMAP: SEARCH returned more than %lu UIDs",
+			MAX_SEARCH), e);
 	if (c->cbrc)
 		return 0;
 	m.uid = (uint32_t)uid;
@@ -101,8 +101,7 @@ static int search_set(struct ms_source *s, struct search_ctx *c,
 	}
 bad:
 	return imap_fatal(s, ms_err_set(e, MS_EPROTO,
-		"%s: IMAP: bad UID set in ESEARCH \"%.60s\"", imap_folder_of(s),
-		set), e);
+		"IMAP: bad UID set in ESEARCH \"%.60s\"", set), e);
 }
 
 /* * ESEARCH (TAG "m5") UID ALL 1:5,7 */
@@ -349,13 +348,12 @@ int imap_remove(struct ms_source *s, const struct ms_msg *msgs,
 	if ((rc = imap_usable(s, 1, e)))
 		return rc;
 	if (!(s->caps & IMAP_CAP_UIDPLUS))
-		return ms_err_set(e, MS_EPROTO, "%s: server lacks UIDPLUS; "
+		return ms_err_set(e, MS_EPROTO, "server lacks UIDPLUS; "
 				  "refusing to expunge (would purge other "
-				  "clients' \\Deleted mail)",
-				  imap_folder_of(s));
+				  "clients' \\Deleted mail)");
 	if (!s->readwrite)
-		return ms_err_set(e, MS_EPROTO, "%s: folder is read-only; "
-				  "refusing to delete", imap_folder_of(s));
+		return ms_err_set(e, MS_EPROTO, "folder is read-only; "
+				  "refusing to delete");
 	if ((rc = imap_wants(msgs, n, &w, &nw, e)))
 		return rc;
 	for (i = 0; !rc && i < nw; i += REMOVE_CHUNK)

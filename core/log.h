@@ -18,6 +18,14 @@ enum ms_log_level {
 
 typedef void (*ms_log_sink)(int level, const char *line, void *ctx);
 
+/* Who a line is about: "ACCOUNT: " or "ACCOUNT/FOLDER: " is put in front
+ * of every line logged until the next call, so that the messages never
+ * name the account or folder themselves (and a module that does not know
+ * them, like a store or a protocol engine, still says whose it is).
+ * account NULL: no prefix.  The strings are not copied: they must outlive
+ * the scope (one account at a time per process). */
+void ms_log_scope(const char *account, const char *folder);
+
 /* Install the sink and the maximum level that is emitted. */
 void ms_log_setup(ms_log_sink sink, void *ctx, int max_level);
 int ms_log_level(void);

@@ -124,7 +124,8 @@ static int md_open(struct ms_store **out, const struct ms_account *a,
 	*out = NULL;
 	if (!a->store_path || a->store_path[0] != '/')
 		return ms_err_set(e, MS_ECONFIG,
-				  "%s: store path must be absolute", a->name);
+				  "store path %s must be absolute",
+				  a->store_path ? a->store_path : "(none)");
 	if (!(s = calloc(1, sizeof *s)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	s->a = a;

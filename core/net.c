@@ -148,12 +148,63 @@ static void redact_out(struct ms_net *n, char *line, size_t cap)
 		memcpy(line + keep, " <redacted>", 12);
 }
 
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* base64 text -> printable ASCII in out; 0 when it is not both. */
+static int b64_printable(const char *in, char *out, size_t cap)
+{
+	unsigned acc = 0;
+	size_t o = 0;
+	int bits = 0, v;
+
+	for (; *in && *in != '='; in++) {
+		if ((v = b64val((unsigned char)*in)) < 0)
+			return 0;
+		acc = (acc << 6) | (unsigned)v;
+		if ((bits += 6) >= 8) {
+			char c = (char)((acc >> (bits -= 8)) & 0xff);
+
+			if (c < 0x20 || c > 0x7e || o + 1 >= cap)
+				return 0;
+			out[o++] = c;
+		}
+	}
+	out[o] = '\0';
+	return o > 0;
+}
+
+/*
+ * A server line of the login, kept for the error message.  A SASL
+ * continuation with data is kept too: a failed XOAUTH2/OAUTHBEARER gets
+ * its error as a challenge ("+ " base64 JSON), and libcurl gives up right
+ * there, so that challenge is the server's actual answer.  (Challenges
+ * come from the server and hold no secret; our replies are never kept.)
+ */
 static void saw_in(struct ms_net *n, const char *line)
 {
+	char dec[LINE_MAX_SAVED];
 	size_t len;
 
-	if (n->in_sasl && line[0] == '+' && (line[1] == ' ' || !line[1]))
-		return; /* SASL continuation: our next line is still secret */
+	if (n->in_sasl && line[0] == '+' && (line[1] == ' ' || !line[1])) {
+		/* our next line is still secret: in_sasl stays */
+		if (!line[1] || !line[2])
+			return;
+		if (b64_printable(line + 2, dec, sizeof dec))
+			line = dec;
+		len = strnlen(line, sizeof n->last_in - 1);
+		memcpy(n->last_in, line, len);
+		n->last_in[len] = '\0';
+		return;
+	}
 	len = strnlen(line, sizeof n->last_in - 1);
 	n->in_sasl = 0;
 	memcpy(n->last_in, line, len);
@@ -461,8 +512,7 @@ int ms_net_connect(struct ms_net **out, const struct ms_net_opts *o,
 	/* without a user libcurl would skip the login and report success */
 	if (!a->url || !a->host || !a->user || !a->user[0] || !o->secret)
 		return ms_err_set(e, MS_ECONFIG,
-				  "%s: no server, user or secret to log in with",
-				  a->name ? a->name : "account");
+				  "no server, user or secret to log in with");
 	if (!(n = calloc(1, sizeof *n)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	n->fd = -1;

@@ -56,11 +56,6 @@ struct ms_source {
 
 static int drain_ahead(struct ms_source *s, struct ms_err *e);
 
-static const char *acct(const struct ms_source *s)
-{
-	return s->a && s->a->name ? s->a->name : "pop3";
-}
-
 /* Printable excerpt of server bytes for logs and errors (120 chars). */
 static void excerpt(const char *p, size_t n, char *dst, size_t cap)
 {
@@ -118,8 +113,8 @@ static int read_line(struct ms_source *s, struct ms_err *e)
 			  : s->rlen - s->roff;
 		if (s->line.len + take > LINE_MAX_LEN)
 			return fail(s, e, MS_EPROTO,
-				    "%s: server line longer than %d bytes",
-				    acct(s), LINE_MAX_LEN);
+				    "server line longer than %d bytes",
+				    LINE_MAX_LEN);
 		if ((rc = ms_buf_add(&s->line, s->rbuf + s->roff, take, e)) < 0)
 			return rc;
 		s->roff += take;
@@ -143,15 +138,15 @@ static int status(struct ms_source *s, struct ms_err *e)
 		return rc;
 	if (ms_log_enabled(MS_LOG_DEBUG)) {
 		excerpt(s->line.s, s->line.len, ex, sizeof ex);
-		ms_log(MS_LOG_DEBUG, "%s: S: %s", acct(s), ex);
+		ms_log(MS_LOG_DEBUG, "S: %s", ex);
 	}
 	if (s->line.len >= 3 && memcmp(s->line.s, "+OK", 3) == 0)
 		return 1;
 	if (s->line.len >= 4 && memcmp(s->line.s, "-ERR", 4) == 0)
 		return 0;
 	excerpt(s->line.s, s->line.len, ex, sizeof ex);
-	return fail(s, e, MS_EPROTO, "%s: unexpected server reply: %s",
-		    acct(s), ex);
+	return fail(s, e, MS_EPROTO, "unexpected server reply: %s",
+		    ex);
 }
 
 /* The server's text after -ERR / +OK, sanitised. */
@@ -178,7 +173,7 @@ static int queue_cmd(struct ms_source *s, struct ms_err *e, const char *fmt,
 	vsnprintf(cmd, sizeof cmd, fmt, ap);
 	va_end(ap);
 	if (ms_log_enabled(MS_LOG_DEBUG))
-		ms_log(MS_LOG_DEBUG, "%s: C: %s", acct(s), cmd);
+		ms_log(MS_LOG_DEBUG, "C: %s", cmd);
 	return ms_buf_addf(&s->out, e, "%s\r\n", cmd);
 }
 
@@ -202,8 +197,8 @@ static int alive(struct ms_source *s, struct ms_err *e)
 {
 	if (s->dead)
 		return ms_err_set(e, MS_ETEMP,
-				  "%s: connection unusable after an earlier "
-				  "error", acct(s));
+				  "connection unusable after an earlier "
+				  "error");
 	return 0;
 }
 
@@ -248,8 +243,8 @@ static int read_lines(struct ms_source *s, line_fn fn, void *ctx,
 	}
 	return 0;
 toolong:
-	return fail(s, e, MS_EPROTO, "%s: server line longer than %d bytes",
-		    acct(s), LINE_MAX_LEN);
+	return fail(s, e, MS_EPROTO, "server line longer than %d bytes",
+		    LINE_MAX_LEN);
 }
 
 struct capa_ctx {
@@ -270,8 +265,8 @@ static int capa_line(struct ms_source *s, void *ctx, const char *l, size_t n,
 	struct capa_ctx *c = ctx;
 
 	if (++c->lines > CAPA_MAX_LINES)
-		return fail(s, e, MS_EPROTO, "%s: CAPA longer than %d lines",
-			    acct(s), CAPA_MAX_LINES);
+		return fail(s, e, MS_EPROTO, "CAPA longer than %d lines",
+			    CAPA_MAX_LINES);
 	if (word_is(l, n, "PIPELINING"))
 		s->pipelining = 1;
 	else if (word_is(l, n, "UIDL"))
@@ -355,21 +350,19 @@ static int pop3_select(struct ms_source *s, const char *name, int rw,
 	memset(st, 0, sizeof *st);
 	if (strcasecmp(name, "INBOX") != 0)
 		return ms_err_set(e, MS_EINTERNAL,
-				  "%s: POP3 has no folder \"%s\"", acct(s),
-				  name);
+				  "POP3 has no folder \"%s\"", name);
 	if ((rc = alive(s, e)) < 0 || (rc = drain_ahead(s, e)) < 0 ||
 	    (rc = queue_cmd(s, e, "STAT")) < 0 ||
 	    (rc = flush_cmds(s, e)) < 0 || (rc = status(s, e)) < 0)
 		return rc;
 	if (rc == 0)
-		return ms_err_set(e, MS_EPROTO, "%s: INBOX: STAT failed: %s",
-				  acct(s), server_text(s, ex, sizeof ex));
+		return ms_err_set(e, MS_EPROTO, "STAT failed: %s",
+				  server_text(s, ex, sizeof ex));
 	if (ms_pop3_parse_stat(s->line.s, s->line.len, &s->count, &s->octets,
 			       &why) < 0) {
 		excerpt(s->line.s, s->line.len, ex, sizeof ex);
 		return fail(s, e, MS_EPROTO,
-			    "%s: INBOX: bad STAT reply (%s): %s", acct(s),
-			    why, ex);
+			    "bad STAT reply (%s): %s", why, ex);
 	}
 	st->exists = s->count;
 	st->readwrite = 1;
@@ -393,10 +386,9 @@ static int bad_line(struct ms_source *s, const char *what, const char *l,
 	excerpt(l, n, ex, sizeof ex);
 	if (num)
 		return fail(s, e, MS_EPROTO,
-			    "%s: INBOX: %s of message %u: %s: \"%s\"", acct(s),
-			    what, num, why, ex);
-	return fail(s, e, MS_EPROTO, "%s: INBOX: bad %s line (%s): \"%s\"",
-		    acct(s), what, why, ex);
+			    "%s of message %u: %s: \"%s\"", what, num, why, ex);
+	return fail(s, e, MS_EPROTO, "bad %s line (%s): \"%s\"",
+		    what, why, ex);
 }
 
 static int check_num(struct ms_source *s, struct listing *L, uint32_t num,
@@ -404,12 +396,11 @@ static int check_num(struct ms_source *s, struct listing *L, uint32_t num,
 {
 	if (num > L->count)
 		return fail(s, e, MS_EPROTO,
-			    "%s: INBOX: %s lists message %u but STAT said %u",
-			    acct(s), what, num, L->count);
+			    "%s lists message %u but STAT said %u",
+			    what, num, L->count);
 	if (L->have[num] & bit)
 		return fail(s, e, MS_EPROTO,
-			    "%s: INBOX: %s lists message %u twice", acct(s),
-			    what, num);
+			    "%s lists message %u twice", what, num);
 	L->have[num] |= (unsigned char)bit;
 	return 0;
 }
@@ -463,8 +454,10 @@ static int read_listings(struct ms_source *s, struct listing *L, int piped,
 	if (rc == 1 && (rc = read_lines(s, uidl_line, L, &l, e)) < 0)
 		goto out;
 	if (!*have_uidl)
-		ms_log(MS_LOG_WARN, "%s: INBOX: server refuses UIDL (%s): "
-		       "messages have no identity", acct(s),
+		/* policy delete manages without; any other policy fails
+		 * with one error line, so this is only for -v */
+		ms_log(MS_LOG_INFO, "server refuses UIDL (%s): "
+		       "messages have no identity",
 		       server_text(s, ex, sizeof ex));
 	if (!piped && ((rc = queue_cmd(s, e, "LIST")) < 0 ||
 		       (rc = flush_cmds(s, e)) < 0))
@@ -472,8 +465,8 @@ static int read_listings(struct ms_source *s, struct listing *L, int piped,
 	if ((rc = status(s, e)) < 0)
 		goto out;
 	if (rc == 0) {
-		rc = ms_err_set(e, MS_EPROTO, "%s: INBOX: LIST failed: %s",
-				acct(s), server_text(s, ex, sizeof ex));
+		rc = ms_err_set(e, MS_EPROTO, "LIST failed: %s",
+				server_text(s, ex, sizeof ex));
 		goto out;
 	}
 	rc = read_lines(s, list_line, L, &l, e);
@@ -483,8 +476,7 @@ out:
 }
 
 /* Check everything before the first callback: all or nothing. */
-static int check_ids(struct ms_source *s, struct listing *L, int have_uidl,
-		     struct ms_err *e)
+static int check_ids(struct listing *L, int have_uidl, struct ms_err *e)
 {
 	uint32_t i;
 
@@ -492,25 +484,25 @@ static int check_ids(struct ms_source *s, struct listing *L, int have_uidl,
 		if (!L->have[i])
 			continue; /* deleted earlier in this session */
 		if (!(L->have[i] & 2))
-			return ms_err_set(e, MS_EPROTO, "%s: INBOX: message %u "
+			return ms_err_set(e, MS_EPROTO, "message %u "
 					  "is in UIDL but not in LIST",
-					  acct(s), i);
+					  i);
 		if (have_uidl && !(L->have[i] & 1))
-			return ms_err_set(e, MS_EPROTO, "%s: INBOX: message %u "
+			return ms_err_set(e, MS_EPROTO, "message %u "
 					  "is in LIST but has no UIDL",
-					  acct(s), i);
+					  i);
 	}
 	return 0;
 }
 
-static int emit_ids(struct ms_source *s, struct listing *L, int have_uidl,
-		    ms_msg_cb cb, void *ctx, struct ms_err *e)
+static int emit_ids(struct listing *L, int have_uidl, ms_msg_cb cb, void *ctx,
+		    struct ms_err *e)
 {
 	struct ms_msg m;
 	uint32_t i;
 	int rc;
 
-	if ((rc = check_ids(s, L, have_uidl, e)) < 0)
+	if ((rc = check_ids(L, have_uidl, e)) < 0)
 		return rc;
 	for (i = 1; i <= L->count; i++) {
 		if (!L->have[i])
@@ -550,7 +542,7 @@ static int pop3_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
 	    (rc = flush_cmds(s, e)) < 0 ||
 	    (rc = read_listings(s, &L, s->pipelining, &have_uidl, e)) < 0)
 		goto out;
-	rc = emit_ids(s, &L, have_uidl, cb, ctx, e);
+	rc = emit_ids(&L, have_uidl, cb, ctx, e);
 out:
 	free(L.size);
 	free(L.uoff);
@@ -569,12 +561,12 @@ struct fetch_run {
 
 /* A sink failure: message scope skips the message, anything else stops
  * sending RETRs (the replies in flight are still read and dropped). */
-static void sink_failed(struct ms_source *s, struct fetch_run *r,
-			const struct ms_msg *m, struct ms_err *se)
+static void sink_failed(struct fetch_run *r, const struct ms_msg *m,
+			struct ms_err *se)
 {
 	if (se->scope == MS_SCOPE_MESSAGE) {
-		ms_log(MS_LOG_WARN, "%s: INBOX: message %u (UIDL %s): %s",
-		       acct(s), m->uid, m->uidl, se->msg);
+		ms_log(MS_LOG_WARN, "message %u (UIDL %s): skipped: %s",
+		       m->uid, m->uidl, se->msg);
 		return;
 	}
 	if (!r->stop)
@@ -582,14 +574,13 @@ static void sink_failed(struct ms_source *s, struct fetch_run *r,
 	r->stop = 1;
 }
 
-static void size_check(struct ms_source *s, const struct ms_msg *m,
-		       uint64_t got)
+static void size_check(const struct ms_msg *m, uint64_t got)
 {
 	/* got == size + 2: the message had no final newline and the server
 	 * added the CRLF that must precede the terminating dot. */
 	if (got != m->size && got != m->size + 2)
-		ms_log(MS_LOG_WARN, "%s: INBOX: message %u (UIDL %s): received "
-		       "%llu bytes, LIST said %llu", acct(s), m->uid, m->uidl,
+		ms_log(MS_LOG_WARN, "message %u (UIDL %s): received "
+		       "%llu bytes, LIST said %llu", m->uid, m->uidl,
 		       (unsigned long long)got, (unsigned long long)m->size);
 }
 
@@ -606,15 +597,15 @@ static int retr_one(struct ms_source *s, const struct ms_msg *m,
 	if ((rc = status(s, e)) < 0)
 		return ms_err_prefix(e, "RETR %u (UIDL %s)", m->uid, m->uidl);
 	if (rc == 0) {
-		ms_log(MS_LOG_WARN, "%s: INBOX: message %u (UIDL %s): RETR "
-		       "refused, skipped: %s", acct(s), m->uid, m->uidl,
+		ms_log(MS_LOG_WARN, "message %u (UIDL %s): RETR "
+		       "refused, skipped: %s", m->uid, m->uidl,
 		       server_text(s, ex, sizeof ex));
 		return 0;
 	}
 	ms_err_clear(&se);
 	if (!r->stop) {
 		if (r->sink->begin(r->ctx, m, m->size, &se) < 0)
-			sink_failed(s, r, m, &se);
+			sink_failed(r, m, &se);
 		else
 			began = 1;
 	}
@@ -623,8 +614,8 @@ static int retr_one(struct ms_source *s, const struct ms_msg *m,
 		if (s->roff == s->rlen && (rc = fill(s, e)) < 0) {
 			if (began)
 				r->sink->abort(r->ctx);
-			return ms_err_prefix(e, "%s: INBOX: message %u (UIDL "
-					     "%s) cut short", acct(s), m->uid,
+			return ms_err_prefix(e, "message %u (UIDL "
+					     "%s) cut short", m->uid,
 					     m->uidl);
 		}
 		used = ms_pop3_ml_feed(&ml, s->rbuf + s->roff,
@@ -635,14 +626,14 @@ static int retr_one(struct ms_source *s, const struct ms_msg *m,
 		    r->sink->data(r->ctx, s->obuf, on, &se) < 0) {
 			r->sink->abort(r->ctx);
 			began = 0;
-			sink_failed(s, r, m, &se);
+			sink_failed(r, m, &se);
 		}
 	}
 	if (!began)
 		return 0;
-	size_check(s, m, got);
+	size_check(m, got);
 	if (r->sink->end(r->ctx, m, &se) < 0)
-		sink_failed(s, r, m, &se);
+		sink_failed(r, m, &se);
 	return 0;
 }
 
@@ -653,9 +644,9 @@ static int check_msgs(struct ms_source *s, const struct ms_msg *msgs,
 
 	for (i = 0; i < n; i++)
 		if (msgs[i].uid == 0 || msgs[i].uid > s->count)
-			return ms_err_set(e, MS_EINTERNAL, "%s: INBOX: no "
+			return ms_err_set(e, MS_EINTERNAL, "no "
 					  "message %u in this session",
-					  acct(s), msgs[i].uid);
+					  msgs[i].uid);
 	return alive(s, e);
 }
 
@@ -771,8 +762,8 @@ static int pop3_remove(struct ms_source *s, const struct ms_msg *msgs,
 		if (rc == 0 && !bad) {
 			/* Keep reading the replies in flight; DELEs that
 			 * were accepted still commit only at QUIT. */
-			bad = ms_err_set(e, MS_EPROTO, "%s: INBOX: DELE %u "
-					 "(UIDL %s) refused: %s", acct(s),
+			bad = ms_err_set(e, MS_EPROTO, "DELE %u "
+					 "(UIDL %s) refused: %s",
 					 msgs[done].uid, msgs[done].uidl,
 					 server_text(s, ex, sizeof ex));
 		}
@@ -791,21 +782,19 @@ static int pop3_close(struct ms_source *s, int commit, struct ms_err *e)
 	if (!commit)
 		goto out;
 	if (s->dead) {
-		rc = ms_err_set(e, MS_ETEMP, "%s: QUIT not sent: connection "
-				"unusable: deletions not committed", acct(s));
+		rc = ms_err_set(e, MS_ETEMP, "QUIT not sent: connection "
+				"unusable: deletions not committed");
 		goto out;
 	}
 	if ((rc = drain_ahead(s, e)) < 0 ||
 	    (rc = queue_cmd(s, e, "QUIT")) < 0 ||
 	    (rc = flush_cmds(s, e)) < 0 || (rc = status(s, e)) < 0) {
-		ms_err_prefix(e, "%s: QUIT failed: deletions not committed",
-			      acct(s));
+		ms_err_prefix(e, "QUIT failed: deletions not committed");
 		goto out;
 	}
 	if (rc == 0)
-		rc = ms_err_set(e, MS_EPROTO, "%s: QUIT failed: deletions not "
-				"committed: %s", acct(s),
-				server_text(s, ex, sizeof ex));
+		rc = ms_err_set(e, MS_EPROTO, "QUIT failed: deletions not "
+				"committed: %s", server_text(s, ex, sizeof ex));
 	else
 		rc = 0;
 out:

@@ -18,6 +18,7 @@
 #include "net_global.h"
 #include "rules.h"
 #include "state.h"
+#include "text.h"
 
 int ms_global_init(struct ms_err *e)
 {
@@ -90,9 +91,15 @@ static void refuse_collision(struct ms_lfolders *f, struct ms_lfolder *nf)
 {
 	for (size_t i = 0; f->v + i != nf; i++) {
 		if (f->v[i].local && strcmp(f->v[i].local, nf->local) == 0) {
+			char a[100], b[100];
+
+			/* raw names may hold CR/LF: printable excerpts */
+			ms_text_excerpt(a, sizeof a, nf->raw, strlen(nf->raw));
+			ms_text_excerpt(b, sizeof b, f->v[i].raw,
+					strlen(f->v[i].raw));
 			snprintf(nf->why, sizeof nf->why,
-				 "maps to the same local folder as \"%s\"",
-				 f->v[i].raw);
+				 "folder %s: maps to the same local folder as "
+				 "%s", a, b);
 			free(nf->local);
 			nf->local = NULL;
 			return;
@@ -149,9 +156,11 @@ int ms_check_account(const struct ms_config *c, const struct ms_account *a,
 	int rc;
 
 	(void)c;
-	if ((rc = ms_session_open(&s, a, e)) < 0)
-		return rc;
-	return ms_session_close(&s, 1, e);
+	ms_log_scope(a->name, NULL);
+	if ((rc = ms_session_open(&s, a, e)) == 0)
+		rc = ms_session_close(&s, 1, e);
+	ms_log_scope(NULL, NULL);
+	return rc;
 }
 
 int ms_list_folders(const struct ms_config *c, const struct ms_account *a,
@@ -164,8 +173,9 @@ int ms_list_folders(const struct ms_config *c, const struct ms_account *a,
 	int rc;
 
 	(void)c;
+	ms_log_scope(a->name, NULL);
 	if ((rc = ms_session_open(&s, a, e)) < 0)
-		return rc;
+		goto done;
 	if ((rc = ms_session_folders(&s, &f, e)) < 0)
 		goto out;
 	for (size_t i = 0; i < f.n && rc == 0; i++) {
@@ -193,6 +203,8 @@ int ms_list_folders(const struct ms_config *c, const struct ms_account *a,
 	ms_lfolders_free(&f);
 out:
 	ms_session_close(&s, rc == 0, rc == 0 ? e : &ne);
+done:
+	ms_log_scope(NULL, NULL);
 	return rc;
 }
 

@@ -211,10 +211,9 @@ int ms_state_open(struct ms_state **out, const char *state_dir,
 	    (a->host && strlen(a->host) > MS_STATE_VALUE_MAX) ||
 	    (a->user && strlen(a->user) > MS_STATE_VALUE_MAX))
 		return ms_err_set(e, MS_EPROTO,
-				  "account %s folder %.64s...: "
 				  "name longer than %d bytes, no state can be "
 				  "kept",
-				  a->name, folder, MS_STATE_VALUE_MAX);
+				  MS_STATE_VALUE_MAX);
 	rc = ms_state_alloc(&s, a->proto, a->name, a->host ? a->host : "",
 			    a->user ? a->user : "", folder, e);
 	if (rc < 0)
@@ -232,7 +231,6 @@ int ms_state_open(struct ms_state **out, const char *state_dir,
 out:
 	free(base);
 	if (rc < 0) {
-		ms_err_prefix(e, "account %s folder %s", a->name, folder);
 		ms_state_close(s);
 		return rc;
 	}
@@ -280,7 +278,6 @@ static int compact(struct ms_state *s, int64_t lastrun, struct ms_err *e)
 out:
 	if (rc < 0) {
 		s->need_compact = 1;
-		ms_err_prefix(e, "account %s folder %s", s->account, s->folder);
 	}
 	ms_buf_free(&b);
 	return rc;
@@ -320,7 +317,6 @@ out:
 		s->jfd = -1;
 		s->need_compact = 1;
 		ms_buf_reset(&s->pend);
-		ms_err_prefix(e, "account %s folder %s", s->account, s->folder);
 	}
 	ms_buf_free(&head);
 	return rc;
@@ -472,7 +468,7 @@ static long lock_holder(int fd)
 	return found;
 }
 
-static int held(int fd, const char *account, struct ms_err *e)
+static int held(int fd, struct ms_err *e)
 {
 	char buf[32];
 	long pid = lock_holder(fd);
@@ -484,13 +480,9 @@ static int held(int fd, const char *account, struct ms_err *e)
 		pid = strtol(buf, NULL, 10);
 	}
 	if (pid > 0)
-		rc = ms_err_set(e, MS_ETEMP, "account %s is locked by pid %ld",
-				account, pid);
+		rc = ms_err_set(e, MS_ETEMP, "locked by pid %ld", pid);
 	else
-		rc = ms_err_set(e, MS_ETEMP,
-				"account %s is locked by another "
-				"process",
-				account);
+		rc = ms_err_set(e, MS_ETEMP, "locked by another process");
 	if (e)
 		e->scope = MS_SCOPE_ACCOUNT;
 	return rc;
@@ -526,7 +518,7 @@ int ms_state_lock(const char *state_dir, const char *account, int *fd,
 	}
 	if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
-			rc = held(lfd, account, e);
+			rc = held(lfd, e);
 		else
 			rc = ms_err_sys(e, MS_EIO, errno, "flock %s/%s/lock",
 					state_dir, account);
@@ -544,6 +536,66 @@ out:
 	if (lfd >= 0)
 		close(lfd);
 	close(dir);
+	return rc;
+}
+
+/*
+ * STATE_DIR/ACCOUNT/last-run: when the account last synced without error,
+ * "mailsync-last-run 1\nEPOCH\n".  Account-wide so that a clock that
+ * went backwards is noticed once, before any folder is touched.  State
+ * directories from before this file simply lack it (unknown, 0); the
+ * folder snapshots' own last_run still stands in for it.
+ */
+#define LAST_RUN_FILE "last-run"
+#define LAST_RUN_MAGIC "mailsync-last-run 1\n"
+
+int ms_state_account_last_run(const char *state_dir, const char *account,
+			      time_t *t, struct ms_err *e)
+{
+	char *p = NULL, *end, path[4096];
+	size_t n = 0, ml = sizeof LAST_RUN_MAGIC - 1;
+	long long v;
+	int dfd = -1, rc;
+
+	*t = 0;
+	if (!name_ok(account))
+		return bad_name(account, e);
+	if ((rc = open_ro(state_dir, account, &dfd, e)) < 0 || dfd < 0)
+		return rc;
+	snprintf(path, sizeof path, "%s/%s/%s", state_dir, account,
+		 LAST_RUN_FILE);
+	rc = slurp(dfd, LAST_RUN_FILE, path, &p, &n, e);
+	close(dfd);
+	if (rc < 0 || !p)
+		return rc;
+	p[n] = '\0';
+	/* a damaged file only loses the check, never the run */
+	if (n > ml && !memcmp(p, LAST_RUN_MAGIC, ml) && p[ml] >= '0' &&
+	    p[ml] <= '9') {
+		errno = 0;
+		v = strtoll(p + ml, &end, 10);
+		if (!errno && *end == '\n' && v > 0)
+			*t = (time_t)v;
+	}
+	free(p);
+	return 0;
+}
+
+int ms_state_account_set_last_run(const char *state_dir, const char *account,
+				  time_t t, struct ms_err *e)
+{
+	char buf[64], path[4096];
+	int dfd = -1, rc, n;
+
+	if (!name_ok(account))
+		return bad_name(account, e);
+	if ((rc = open_rw(state_dir, account, &dfd, e)) < 0)
+		return rc;
+	snprintf(path, sizeof path, "%s/%s/%s", state_dir, account,
+		 LAST_RUN_FILE);
+	n = snprintf(buf, sizeof buf, LAST_RUN_MAGIC "%lld\n", (long long)t);
+	rc = ms_fs_replace(dfd, LAST_RUN_FILE, buf, (size_t)n, path, e);
+	close(dfd);
 	return rc;
 }
 

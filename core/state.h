@@ -35,6 +35,14 @@ int ms_state_lock(const char *state_dir, const char *account, int *fd,
 		  struct ms_err *e);
 void ms_state_unlock(int fd);
 
+/* The account's last successful run (STATE_DIR/ACCOUNT/last-run); *t = 0
+ * when unknown (no such file: older state, or a damaged one).  The set
+ * function replaces it atomically and durably. */
+int ms_state_account_last_run(const char *state_dir, const char *account,
+			      time_t *t, struct ms_err *e);
+int ms_state_account_set_last_run(const char *state_dir, const char *account,
+				  time_t t, struct ms_err *e);
+
 /* Open (creating directories 0700) and load a folder's state.  dry_run:
  * never write anything.  *out owned by the caller (ms_state_close). */
 int ms_state_open(struct ms_state **out, const char *state_dir,

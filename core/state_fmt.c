@@ -519,11 +519,7 @@ static int parse_journal(struct ms_state *s, const char *p, size_t n,
 	if (rc == -2)
 		return 1;
 	if (rc == -1)
-		ms_log(MS_LOG_INFO,
-		       "account %s folder %s: state: ignoring a "
-		       "torn last journal line",
-		       s->account ? s->account : "?",
-		       s->folder ? s->folder : "?");
+		ms_log(MS_LOG_INFO, "state: ignoring a torn last journal line");
 	return 0;
 }
 
@@ -544,20 +540,14 @@ int ms_state_load(struct ms_state *s, const char *snap, size_t snap_len,
 	if (rc == 0 && jnl)
 		rc = parse_journal(s, jnl, jnl_len, &why);
 	if (rc < 0)
-		return ms_err_set(e, MS_EINTERNAL,
-				  "account %s folder %s: "
-				  "state: out of memory",
-				  s->account ? s->account : "?",
-				  s->folder ? s->folder : "?");
+		return ms_err_set(e, MS_EINTERNAL, "state: out of memory");
 	if (!snap) {
 		/* a journal is only created next to a snapshot */
 		why = "journal without its snapshot (snapshot lost)";
 		rc = 1;
 	}
 	if (rc) {
-		ms_log(MS_LOG_WARN, "account %s folder %s: state %s: %s",
-		       s->account ? s->account : "?",
-		       s->folder ? s->folder : "?",
+		ms_log(MS_LOG_WARN, "state %s: %s",
 		       s->snap_path ? s->snap_path : "(memory)", why);
 		ms_state_clear(s, 0);
 		s->lastrun = 0;

@@ -351,11 +351,11 @@ int ms_state_has_uidl(const struct ms_state *s, const char *uidl,
 static int bad_msg(const struct ms_state *s, const struct ms_msg *m,
 		   const char *what, struct ms_err *e)
 {
-	int rc = ms_err_set(e, MS_EPROTO,
-			    "account %s folder %s: message "
-			    "%" PRIu32 ": %s",
-			    s->account ? s->account : "?",
-			    s->folder ? s->folder : "?", m->uid, what);
+	int rc;
+
+	(void)s;
+	rc = ms_err_set(e, MS_EPROTO, "message %" PRIu32 ": %s", m->uid,
+			    what);
 
 	if (e)
 		e->scope = MS_SCOPE_MESSAGE;
@@ -364,11 +364,8 @@ static int bad_msg(const struct ms_state *s, const struct ms_msg *m,
 
 static int oom(const struct ms_state *s, struct ms_err *e)
 {
-	return ms_err_set(e, MS_EINTERNAL,
-			  "account %s folder %s: state: "
-			  "out of memory",
-			  s->account ? s->account : "?",
-			  s->folder ? s->folder : "?");
+	(void)s;
+	return ms_err_set(e, MS_EINTERNAL, "state: out of memory");
 }
 
 static int add_pop(struct ms_state *s, const struct ms_msg *m, time_t now,
@@ -399,10 +396,9 @@ int ms_state_add(struct ms_state *s, const struct ms_msg *m, time_t now,
 	if (m->uidvalidity != s->uidvalidity) {
 		if (ms_state_nrec(s))
 			return ms_err_set(e, MS_EINTERNAL,
-					  "account %s folder "
-					  "%s: UID %" PRIu32 " has UIDVALIDITY "
+					  "UID %" PRIu32 " has UIDVALIDITY "
 					  "%" PRIu32 " but the state %" PRIu32,
-					  s->account, s->folder, m->uid,
+					  m->uid,
 					  m->uidvalidity, s->uidvalidity);
 		ms_state_set_header(s, m->uidvalidity, s->uidnext, s->modseq);
 	}

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "names.h"
 #include "rules.h"
+#include "text.h"
 
 #define CHUNK_MSGS 200
 #define META_CHUNK 1000
@@ -104,10 +105,9 @@ static int sink_begin(void *ctx, const struct ms_msg *m, uint64_t len,
 	fr->cur_req = *m;
 	if (!ms_rules_size_ok(a, len)) {
 		fr->ar->st->skipped++;
-		ms_log(MS_LOG_WARN, "%s: %s: %s: skipped: %llu bytes exceed "
-		       "max_message_size", a->name, fr->local,
-		       ms_sync_msg_name(fr, m), (unsigned long long)len);
-		rc = ms_err_set(e, MS_EPROTO, "message too large");
+		/* the engine logs it once, naming the UID or UIDL */
+		rc = ms_err_set(e, MS_EPROTO, "%llu bytes exceed "
+				"max_message_size", (unsigned long long)len);
 		e->scope = MS_SCOPE_MESSAGE;
 		return rc;
 	}
@@ -209,7 +209,7 @@ static void on_durable(void *ctx, const struct ms_msg *m)
 	fr->fetched++;
 	/* POP3 without UIDL (delete policy only) has no identity to keep */
 	if ((fr->ar->a->proto == MS_PROTO_IMAP || m->uidl[0]) &&
-	    ms_state_add(fr->state, m, fr->ar->now, &fr->commit_err) < 0)
+	    ms_state_add(fr->state, m, fr->ar->stamp, &fr->commit_err) < 0)
 		fr->commit_failed = 1;
 	if (fr->on_durable)
 		fr->on_durable(fr, m);
@@ -264,8 +264,7 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 			rc = crc;
 			*e = ce;
 		} else if (crc < 0) {
-			ms_log(MS_LOG_ERR, "%s: %s: %s", fr->ar->a->name,
-			       fr->local, ce.msg);
+			ms_log(MS_LOG_ERR, "%s", ce.msg);
 		}
 	}
 	return rc;
@@ -319,7 +318,7 @@ static int rebuild_cb(void *ctx, const struct ms_msg *m, const char *ref,
 	if (fr->want && !fr->want(fr->hook_ctx, m))
 		return 0;
 	fr->rebuilt++;
-	return ms_state_add(fr->state, m, fr->ar->now, e);
+	return ms_state_add(fr->state, m, fr->ar->stamp, e);
 }
 
 /* State missing or unreadable: what the store holds is the truth. */
@@ -334,8 +333,8 @@ int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e)
 	if (rc < 0)
 		return rc;
 	if (fr->rebuilt)
-		ms_log(MS_LOG_WARN, "%s: %s: state %s; rebuilt from the "
-		       "store: %lu messages", fr->ar->a->name, fr->local,
+		ms_log(MS_LOG_WARN, "state %s; rebuilt from the "
+		       "store: %lu messages",
 		       fr->state_status == MS_STATE_BAD ? "was damaged" :
 		       "was missing", fr->rebuilt);
 	return ms_state_sync(fr->state, e);
@@ -361,9 +360,9 @@ int ms_sync_reconcile(struct ms_folder_run *fr,
 	fr->want = NULL;
 	if (rc < 0 || !fr->rebuilt)
 		return rc;
-	ms_log(MS_LOG_WARN, "%s: %s: %lu messages were stored but not "
+	ms_log(MS_LOG_WARN, "%lu messages were stored but not "
 	       "recorded (an interrupted run); recorded now, not fetched "
-	       "again", fr->ar->a->name, fr->local, fr->rebuilt);
+	       "again", fr->rebuilt);
 	return ms_state_sync(fr->state, e);
 }
 
@@ -441,18 +440,27 @@ void ms_sync_folder_close(struct ms_folder_run *fr)
 
 int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
 {
-	const struct ms_account *a = fr->ar->a;
+	time_t stamp;
+	size_t w;
+	int pad;
 
 	ms_state_set_header(fr->state, fr->fs.uidvalidity, fr->fs.uidnext,
 			    fr->fs.highestmodseq);
 	if (fr->ar->o->dry_run)
 		fr->ar->st->would_fetch += fr->would_fetch;
+	/* -v: one line per folder, the counts lined up after the names */
+	w = ms_text_width(fr->local);
+	pad = fr->ar->colw > w ? (int)(fr->ar->colw - w) : 0;
 	if (fr->ar->o->dry_run)
-		ms_log(MS_LOG_INFO, "%s: %s: would fetch %lu (%llu bytes), "
-		       "would delete %lu", a->name, fr->local, fr->would_fetch,
+		ms_log(MS_LOG_INFO, "%*swould fetch %lu (%llu bytes), "
+		       "would delete %lu", pad, "", fr->would_fetch,
 		       fr->would_bytes, fr->would_delete);
 	else
-		ms_log(MS_LOG_INFO, "%s: %s: %lu fetched, %lu deleted",
-		       a->name, fr->local, fr->fetched, fr->deleted);
-	return ms_state_compact(fr->state, fr->ar->now, e);
+		ms_log(MS_LOG_INFO, "%*s%lu fetched, %lu deleted", pad, "",
+		       fr->fetched, fr->deleted);
+	stamp = fr->ar->stamp;
+	/* a clock that stays behind must keep being noticed */
+	if (fr->ar->clock_back && ms_state_last_run(fr->state) > stamp)
+		stamp = ms_state_last_run(fr->state);
+	return ms_state_compact(fr->state, stamp, e);
 }

@@ -3,23 +3,58 @@
  * open the store, log in, sync every selected folder in turn over the one
  * connection, log out, unlock.
  *
- * A folder's failure is logged ("ACCOUNT: FOLDER: what: why") and the
+ * A folder's failure is logged once ("ACCOUNT/FOLDER: what: why") and the
  * other folders still run, unless the error's scope is the account (the
  * connection is gone) or the run.  The account's result is the worst
- * folder's code.
+ * folder's code, marked as reported so that cmd/ adds no second line.
+ * The log scope (log.h) names the account and the folder for every line
+ * logged meanwhile, whatever module logs it.
  */
 #include "sync_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "rules.h"
+#include "text.h"
+
+static void iso_utc(time_t t, char *buf, size_t n)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, n, "@%lld", (long long)t);
+}
+
+/* The last run was at last (STATE/ACCOUNT/last-run): when that is more
+ * than an hour after now, warn once and set ar->clock_back.  Only the
+ * account file counts, not the folders' snapshots: removing it is how a
+ * user accepts the current clock (when the last run's was the wrong one). */
+#define CLOCK_MARGIN 3600
+
+static void clock_check(struct acct_run *ar, time_t last)
+{
+	char then[40], now[40];
+
+	if (ar->clock_back || last <= 0 || last - ar->now <= CLOCK_MARGIN)
+		return;
+	ar->clock_back = 1;
+	ar->stamp = last;
+	iso_utc(last, then, sizeof then);
+	iso_utc(ar->now, now, sizeof now);
+	ms_log(MS_LOG_WARN, "clock moved backwards since the last run "
+	       "(last run %s, now %s): no time-based deletions this run",
+	       then, now);
+}
 
 static int report_folder(struct acct_run *ar, const char *folder, int rc,
 			 struct ms_err *fe)
 {
-	ms_log(MS_LOG_ERR, "%s: %s: %s", ar->a->name, folder, fe->msg);
+	ms_log_scope(ar->a->name, folder);
+	ms_log(MS_LOG_ERR, "%s", fe->msg);
+	ms_log_scope(ar->a->name, NULL);
 	ar->st->failed_folders++;
 	return rc;
 }
@@ -35,6 +70,7 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 	fr.ar = ar;
 	fr.raw = raw;
 	fr.local = local;
+	ms_log_scope(ar->a->name, local);
 	if ((rc = ms_sync_folder_open(&fr, fe)) < 0)
 		goto out;
 	if (ar->a->proto == MS_PROTO_IMAP && !fr.lost &&
@@ -62,8 +98,11 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 		ms_sync_pop3_finish(&fr, qrc == 0 && fr.npending, &ce);
 out:
 	ms_sync_folder_close(&fr);
+	ms_log_scope(ar->a->name, NULL);
 	if (rc == 0)
 		ar->st->folders++;
+	else
+		ms_err_folder(fe, local);
 	return rc;
 }
 
@@ -103,14 +142,15 @@ static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
 		if (!f->local) {
 			/* f->why names the folder escaped and cut short;
 			 * the raw name may hold CR/LF or be kilobytes */
-			ms_log(MS_LOG_WARN, "%s: skipped %s", ar->a->name,
-			       f->why);
+			ms_log(MS_LOG_WARN, "skipped %s", f->why);
 			continue;
 		}
 		if (!ms_rules_folder_selected(ar->a, f->local, f->attrs))
 			continue;
 		sel->idx[sel->n] = i;
 		sel->names[sel->n++] = f->raw;
+		if (ms_text_width(f->local) > ar->colw)
+			ar->colw = ms_text_width(f->local);
 	}
 	if (!sel->n && ar->a->gmail == MS_GMAIL_ALL_MAIL)
 		return ms_err_set(e, MS_EPROTO, "no folder carries the \\All "
@@ -154,8 +194,7 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 		failed++;
 		worst = ms_err_worse(worst, rc);
 		if (fe.scope >= MS_SCOPE_ACCOUNT) {
-			*e = fe;
-			ms_err_prefix(e, "%s", f->local);
+			*e = fe; /* names the folder: printed by the caller */
 			break;
 		}
 		report_folder(ar, f->local, rc, &fe);
@@ -170,9 +209,11 @@ out:
 	ms_lfolders_free(&lf);
 	if (rc < 0)
 		return rc;
-	if (worst && e->scope < MS_SCOPE_ACCOUNT)
-		ms_err_set(e, worst, "%lu folder%s failed", failed,
-			   failed == 1 ? "" : "s");
+	/* each failed folder has said so already; the code is the worst */
+	if (worst && e->scope < MS_SCOPE_ACCOUNT) {
+		e->code = worst;
+		e->reported = 1;
+	}
 	return worst;
 }
 
@@ -182,6 +223,7 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 {
 	struct acct_run ar;
 	struct ms_err ce;
+	time_t last = 0;
 	int lockfd = -1, rc;
 
 	memset(&ar, 0, sizeof ar);
@@ -189,10 +231,15 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 	ar.a = a;
 	ar.o = o;
 	ar.st = st;
-	ar.now = time(NULL);
+	ar.now = ar.stamp = time(NULL);
 	ar.sops = ms_session_store_ops(a);
+	ms_log_scope(a->name, NULL);
 	if ((rc = ms_state_lock(c->state_dir, a->name, &lockfd, e)) < 0)
-		return rc;
+		goto out;
+	if ((rc = ms_state_account_last_run(c->state_dir, a->name, &last,
+					    e)) < 0)
+		goto out;
+	clock_check(&ar, last);
 	if ((rc = ar.sops->open(&ar.store, a, o->dry_run, e)) < 0)
 		goto out;
 	if ((rc = ms_session_open(&ar.sess, a, e)) < 0)
@@ -202,11 +249,16 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 	/* LOGOUT; a failure here loses nothing, so it is only a warning */
 	if (ms_session_close(&ar.sess, rc == 0 || e->scope < MS_SCOPE_ACCOUNT,
 			     &ce) < 0 && rc == 0)
-		ms_log(MS_LOG_WARN, "%s: logout: %s", a->name, ce.msg);
+		ms_log(MS_LOG_WARN, "logout: %s", ce.msg);
+	/* never with the earlier clock: it must keep being reported */
+	if (rc == 0 && !o->dry_run && !ar.clock_back)
+		rc = ms_state_account_set_last_run(c->state_dir, a->name,
+						   ar.now, e);
 out:
 	ms_session_close(&ar.sess, 0, &ce);
 	if (ar.store)
 		ar.sops->close(ar.store);
 	ms_state_unlock(lockfd);
+	ms_log_scope(NULL, NULL);
 	return rc;
 }

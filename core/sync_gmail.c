@@ -56,8 +56,7 @@ int ms_sync_gmail_labels(struct ms_folder_run *fr, struct ms_err *e)
 			       (unsigned long)fr->fs.uidvalidity)) &&
 	    !(rc = ops->gm_labels(fr->ar->sess.src, one_label_line, &c, e)) &&
 	    !(rc = fr->ar->sops->put_labels(fr->sf, c.out.s, c.out.len, e)))
-		ms_log(MS_LOG_DEBUG, "%s: %s: labels of %lu messages written",
-		       fr->ar->a->name, fr->local, c.n);
+		ms_log(MS_LOG_DEBUG, "labels of %lu messages written", c.n);
 	ms_buf_free(&c.out);
 	return rc;
 }

@@ -90,16 +90,16 @@ static size_t filter_batch(struct imap_plan *p)
 			continue; /* expunged since the search */
 		if (!ms_rules_size_ok(a, m->size)) {
 			fr->ar->st->skipped++;
-			ms_log(MS_LOG_WARN, "%s: %s: UID %u: skipped: %llu "
-			       "bytes exceed max_message_size", a->name,
-			       fr->local, m->uid, (unsigned long long)m->size);
+			ms_log(MS_LOG_WARN, "UID %u: skipped: %llu "
+			       "bytes exceed max_message_size",
+			       m->uid, (unsigned long long)m->size);
 			continue;
 		}
 		if (fr->ar->o->dry_run) {
 			fr->would_fetch++;
 			fr->would_bytes += m->size;
-			ms_log(MS_LOG_DEBUG, "%s: %s: would fetch UID %u "
-			       "(%llu bytes)", a->name, fr->local, m->uid,
+			ms_log(MS_LOG_DEBUG, "would fetch UID %u "
+			       "(%llu bytes)", m->uid,
 			       (unsigned long long)m->size);
 		}
 		p->v[k++] = *m;
@@ -202,6 +202,8 @@ static int plan_deletes(struct imap_plan *p, struct ms_err *e)
 
 	if (a->policy == MS_POLICY_KEEP || fr->no_delete)
 		return 0;
+	if (a->policy == MS_POLICY_DELETE_AFTER && fr->ar->clock_back)
+		return 0; /* "older than" by a clock that went backwards */
 	if (a->policy == MS_POLICY_DELETE_AFTER)
 		return fr->ar->sess.ops->older_than(fr->ar->sess.src,
 						     a->delete_after_days,
@@ -216,7 +218,6 @@ static int plan_deletes(struct imap_plan *p, struct ms_err *e)
 
 static int check_identity(struct ms_folder_run *fr, struct ms_err *e)
 {
-	const char *acct = fr->ar->a->name;
 	uint32_t old = ms_state_uidvalidity(fr->state);
 
 	if (fr->fs.uidvalidity == 0) {
@@ -224,8 +225,7 @@ static int check_identity(struct ms_folder_run *fr, struct ms_err *e)
 		 * deleting policy must not act (reported at the end); also
 		 * on a first run, before the state is rebuilt */
 		if (fr->ar->a->policy == MS_POLICY_KEEP)
-			ms_log(MS_LOG_WARN, "%s: %s: server gives no "
-			       "UIDVALIDITY", acct, fr->local);
+			ms_log(MS_LOG_WARN, "server gives no UIDVALIDITY");
 		fr->no_delete = 1;
 	}
 	if (fr->state_status != MS_STATE_OK)

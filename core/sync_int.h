@@ -26,6 +26,12 @@ struct acct_run {
 	const struct ms_store_ops *sops;
 	struct ms_store *store;
 	time_t now;
+	/* The clock is behind the last run's (F39 b): no time-based
+	 * deletion, and times recorded this run (POP3 first-seen, folder
+	 * last_run) are last_run instead of the wrong, earlier now. */
+	int clock_back;
+	time_t stamp;                /* now, or last_run when clock_back */
+	size_t colw;                 /* widest selected folder name (-v) */
 };
 
 struct ms_folder_run {

@@ -42,8 +42,8 @@ static int mirror_flags(struct ms_folder_run *fr, struct mirror_ctx *mc,
 	uint64_t since = ms_state_modseq(fr->state);
 
 	if (!ops->flags || !fr->ar->sops->set_flags) {
-		ms_log(MS_LOG_WARN, "%s: %s: mirror = flags is not supported "
-		       "by this source or store", fr->ar->a->name, fr->local);
+		ms_log(MS_LOG_WARN, "mirror = flags is not supported "
+		       "by this source or store");
 		return 0;
 	}
 	if (fr->no_delete || !fr->fs.highestmodseq)
@@ -86,8 +86,8 @@ static int mirror_expunges(struct ms_folder_run *fr, struct mirror_ctx *mc,
 				  "%u%%); not mirroring deletions", mc->ngone,
 				  known, a->mirror_max_percent);
 	if (fr->ar->o->dry_run) {
-		ms_log(MS_LOG_INFO, "%s: %s: would remove %zu local copies",
-		       a->name, fr->local, mc->ngone);
+		ms_log(MS_LOG_INFO, "would remove %zu local copies",
+		       mc->ngone);
 		return 0;
 	}
 	for (size_t i = 0; i < mc->ngone && rc == 0; i++) {
@@ -102,8 +102,8 @@ static int mirror_expunges(struct ms_folder_run *fr, struct mirror_ctx *mc,
 	if (rc == 0)
 		rc = ms_state_sync(fr->state, e);
 	if (rc == 0)
-		ms_log(MS_LOG_INFO, "%s: %s: %zu local copies moved to the "
-		       "quarantine", a->name, fr->local, mc->ngone);
+		ms_log(MS_LOG_INFO, "%zu local copies moved to the "
+		       "quarantine", mc->ngone);
 	return rc;
 }
 
@@ -163,7 +163,7 @@ static int rm_local_cb(void *ctx, const struct ms_msg *m, const char *ref,
 
 	if (m->uid && m->uidvalidity == rc->fr->fs.uidvalidity) {
 		rc->kept++; /* relabelled by an earlier, interrupted run */
-		return ms_state_add(rc->fr->state, m, rc->fr->ar->now, e);
+		return ms_state_add(rc->fr->state, m, rc->fr->ar->stamp, e);
 	}
 	/* a copy whose size and date the store does not know cannot be
 	 * matched safely (an empty message has size 0 but a date) */
@@ -283,7 +283,7 @@ static int rm_pair(struct rm_ctx *rc, struct ms_err *e)
 			m.internaldate = rc->srv[j].date;
 			r = fr->ar->sops->relabel(fr->sf, rc->loc[i].ref, &m, e);
 			if (r == 0)
-				r = ms_state_add(fr->state, &m, fr->ar->now, e);
+				r = ms_state_add(fr->state, &m, fr->ar->stamp, e);
 			rc->matched++;
 		}
 		if (c <= 0)
@@ -305,9 +305,9 @@ int ms_sync_imap_rematch(struct ms_folder_run *fr, struct ms_err *e)
 	rc.old = ms_state_uidvalidity(fr->state);
 	ms_state_reset(fr->state, fr->fs.uidvalidity);
 	if (!fr->ar->sops->relabel || fr->ar->o->dry_run) {
-		ms_log(MS_LOG_WARN, "%s: %s: UIDVALIDITY changed (%u -> %u); "
+		ms_log(MS_LOG_WARN, "UIDVALIDITY changed (%u -> %u); "
 		       "the store cannot re-match: messages will be fetched "
-		       "again", fr->ar->a->name, fr->local, rc.old,
+		       "again", rc.old,
 		       fr->fs.uidvalidity);
 		return 0;
 	}
@@ -316,9 +316,9 @@ int ms_sync_imap_rematch(struct ms_folder_run *fr, struct ms_err *e)
 	    (r = rm_server_meta(&rc, e)) < 0 || (r = rm_pair(&rc, e)) < 0 ||
 	    (r = ms_state_sync(fr->state, e)) < 0)
 		goto out;
-	ms_log(MS_LOG_WARN, "%s: %s: UIDVALIDITY changed (%u -> %u): %lu "
+	ms_log(MS_LOG_WARN, "UIDVALIDITY changed (%u -> %u): %lu "
 	       "re-matched, %lu new; nothing deleted this run",
-	       fr->ar->a->name, fr->local, rc.old, fr->fs.uidvalidity,
+	       rc.old, fr->fs.uidvalidity,
 	       rc.matched + rc.kept,
 	       (unsigned long)(rc.nsrv - rc.matched));
 out:

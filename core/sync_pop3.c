@@ -119,16 +119,16 @@ static int plan_fetch(struct pop3_plan *p, struct ms_err *e)
 						    NULL)) {
 			if (size == m->size)
 				continue;
-			ms_log(MS_LOG_WARN, "%s: INBOX: message %u: UIDL %s "
+			ms_log(MS_LOG_WARN, "message %u: UIDL %s "
 			       "was %llu bytes, now %llu: fetching it again",
-			       fr->ar->a->name, m->uid, m->uidl,
+			       m->uid, m->uidl,
 			       (unsigned long long)size,
 			       (unsigned long long)m->size);
 		}
 		if (!ms_rules_size_ok(fr->ar->a, m->size)) {
 			fr->ar->st->skipped++;
-			ms_log(MS_LOG_WARN, "%s: INBOX: %s: skipped: %llu bytes "
-			       "exceed max_message_size", fr->ar->a->name,
+			ms_log(MS_LOG_WARN, "%s: skipped: %llu bytes "
+			       "exceed max_message_size",
 			       ms_sync_msg_name(fr, m),
 			       (unsigned long long)m->size);
 			continue;
@@ -201,6 +201,8 @@ static void plan_deletes(struct pop3_plan *p)
 	if (a->policy == MS_POLICY_KEEP || p->no_uidl || p->mass ||
 	    fr->no_delete)
 		return;
+	if (a->policy == MS_POLICY_DELETE_AFTER && fr->ar->clock_back)
+		return; /* ages from a clock that went backwards: none */
 	for (size_t i = 0; i < p->nall; i++) {
 		struct ms_msg *m = &p->all[i];
 
@@ -338,18 +340,16 @@ static void mass_report(struct pop3_plan *p, struct mass_ctx *c)
 	if (!p->mass)
 		return;
 	if (fr->match)
-		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
+		ms_log(MS_LOG_WARN, "%lu of %lu UIDLs changed since the "
 		       "last run; matched by content, %lu new",
-		       fr->ar->a->name, c->gone, c->known, fr->fetched);
+		       c->gone, c->known, fr->fetched);
 	else if (fr->ar->o->dry_run)
-		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
-		       "last run (dry run)", fr->ar->a->name, c->gone,
-		       c->known);
+		ms_log(MS_LOG_WARN, "%lu of %lu UIDLs changed since the "
+		       "last run (dry run)", c->gone, c->known);
 	else
-		ms_log(MS_LOG_WARN, "%s: %lu of %lu UIDLs changed since the "
+		ms_log(MS_LOG_WARN, "%lu of %lu UIDLs changed since the "
 		       "last run; this store cannot match by content, %lu "
-		       "stored again", fr->ar->a->name, c->gone, c->known,
-		       fr->fetched);
+		       "stored again", c->gone, c->known, fr->fetched);
 	fr->match = NULL;
 	fr->match_ctx = NULL;
 }

@@ -63,3 +63,13 @@ void ms_text_excerpt(char *dst, size_t cap, const char *src, size_t n)
 	}
 	dst[o] = '\0';
 }
+
+size_t ms_text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80) /* not a continuation */
+			w++;
+	return w;
+}

@@ -19,5 +19,8 @@ int ms_text_u64(const char *p, size_t n, uint64_t max, int canonical,
  * everything else and '\\' as \xNN, cut with "..." when it does not fit.
  * Always NUL-terminated. */
 void ms_text_excerpt(char *dst, size_t cap, const char *src, size_t n);
+/* Columns a UTF-8 string takes on a terminal, counted as code points (not
+ * bytes: "Entwürfe" is 8), for lining up -v output. */
+size_t ms_text_width(const char *s);
 
 #endif

@@ -19,6 +19,13 @@ OUT=$(mktemp -d /tmp/mailsync-demo.XXXXXX)
 T=$OUT/tmp
 mkdir -p "$T"
 say() { printf '\n== %s\n' "$*"; }
+# padl WIDTH TEXT: TEXT and spaces up to WIDTH characters (printf's %-Ns
+# counts bytes, which misaligns UTF-8 names such as Entwürfe)
+padl() {
+	local LC_ALL=C.UTF-8 n
+	n=$(($1 - ${#2}))
+	printf '%s%*s' "$2" $((n > 0 ? n : 0)) ''
+}
 
 say "starting a private Dovecot on 127.0.0.1"
 dovecot_start || exit 1
@@ -35,10 +42,10 @@ dv_seed "$DV_USER2" INBOX "${@:33:8}"
 dv_set_flags "$DV_USER" INBOX 1 '\Seen'
 dv_set_flags "$DV_USER" INBOX 2 '\Seen' '\Flagged'
 for f in INBOX Lists/dev Archive/2023 "Entwürfe"; do
-	printf '  %-14s %s: %3s messages\n' "$DV_USER" "$f" \
+	printf '  %-14s %s %3s messages\n' "$DV_USER" "$(padl 13 "$f:")" \
 		"$(dv_count "$DV_USER" "$f")"
 done
-printf '  %-14s %s: %3s messages\n' "$DV_USER2" INBOX \
+printf '  %-14s %s %3s messages\n' "$DV_USER2" "$(padl 13 INBOX:)" \
 	"$(dv_count "$DV_USER2" INBOX)"
 
 CFG=$OUT/mailsync.ini
@@ -92,7 +99,7 @@ if [ -d "$OUT/Mail" ]; then
 		d=${cur%/cur}
 		n=$(find "$d/cur" "$d/new" -maxdepth 1 -type f | wc -l)
 		nmaildir=$((nmaildir + n))
-		printf '  maildir %-40s %3d messages\n' "${d#"$OUT"/}" "$n"
+		printf '  maildir %s %3d messages\n' "$(padl 40 "${d#"$OUT"/}")" "$n"
 	done < <(find "$OUT/Mail" -type d -name cur | sort)
 else
 	echo "  (no Maildir at $OUT/Mail)"

@@ -173,9 +173,9 @@ crash_matrix() {
 				# recovery notices are fine: an aged dotlock removed,
 				# an interrupted mbox append cut away, state rebuilt,
 				# stored-but-unrecorded messages recorded
-				[ $aged = 1 ] && ERR=$(grep -v "^mailsync: $path.lock: removed a stale dotlock" <<<"$ERR")
-				ERR=$(grep -v "^mailsync: $path.lock: removed the dotlock of a process that no longer exists\$" <<<"$ERR")
-				ERR=$(grep -Ev "^mailsync: $path: cut [0-9]+ bytes of an unfinished append \(interrupted run\)\$|^mailsync: crash: INBOX: state was missing; rebuilt from the store: [0-9]+ messages\$|^mailsync: crash: INBOX: [0-9]+ messages were stored but not recorded \(an interrupted run\); recorded now, not fetched again\$" <<<"$ERR")
+				[ $aged = 1 ] && ERR=$(grep -Ev "^mailsync: crash(/INBOX)?: $path.lock: removed a stale dotlock" <<<"$ERR")
+				ERR=$(grep -Ev "^mailsync: crash(/INBOX)?: $path.lock: removed the dotlock of a process that no longer exists\$" <<<"$ERR")
+				ERR=$(grep -Ev "^mailsync: crash(/INBOX)?: $path: cut [0-9]+ bytes of an unfinished append \(interrupted run\)\$|^mailsync: crash/INBOX: state was missing; rebuilt from the store: [0-9]+ messages\$|^mailsync: crash/INBOX: [0-9]+ messages were stored but not recorded \(an interrupted run\); recorded now, not fetched again\$" <<<"$ERR")
 				assert_eq "$RC $ERR" "0 " "$label $s N=$n: the clean run exits 0 (recovery notices only)"
 				or_complete "$U" INBOX "$kind" "$path" "$label $s N=$n after the clean run"
 			} >"$d/tap"

@@ -40,8 +40,9 @@ for kind in maildir mbox; do
 		"$T/ro-$kind.ini" >"$T/out" 2>"$T/err"
 	RC=$? ERR=$(cat "$T/err")
 	assert_eq "$RC" 73 "F04 $kind: read-only destination exits 73"
-	assert_match "$ERR" "ro-$kind: .*$T/ro/Mail.*Read-only file system" \
+	assert_match "$ERR" "^mailsync: ro-$kind/INBOX: cannot [a-z ]+ $T/ro/Mail/INBOX: Read-only file system$" \
 		"F04 $kind: the message names the account, the path and the cause"
+	assert_eq "$(wc -l <<<"$ERR")" 1 "F04 $kind: one line (no extra \"1 folder failed\")"
 	assert_eq "$(server_cmds)" "" "F04 $kind: no STORE/EXPUNGE sent"
 	assert_eq "$(dv_flags $U INBOX)" "$flags0" "F04 $kind: server messages and flags unchanged"
 done
@@ -72,7 +73,7 @@ in_tmpfs() {
 dv_rawlog_clear $U
 in_tmpfs 1m "" "$T/sp-copy/1" "$T/enospc.ini"
 assert_eq "$RC" 74 "F01 maildir: ENOSPC exits 74"
-assert_match "$ERR" "enospc: INBOX.*No space left on device" \
+assert_match "$ERR" "^mailsync: enospc/INBOX: cannot write $T/sp/Mail/INBOX/tmp/[^ ]+: No space left on device$" \
 	"F01 maildir: stderr names account, folder and 'No space left on device'"
 assert_eq "$(ls "$T/sp-copy/1/INBOX/new" "$T/sp-copy/1/INBOX/cur" | grep -c ",U=$big,")" 0 \
 	"F01 maildir: no new/ or cur/ entry for the big message"
@@ -109,7 +110,7 @@ or_record $U INBOX
 ms_write_config "$T/mb.ini" mb imaps "mbox:$T/sp/Mail" policy=delete
 in_tmpfs 1m "$T/sp-copy/0" "$T/sp-copy/1" "$T/mb.ini"
 assert_eq "$RC" 74 "F01 mbox $1x$2K: ENOSPC exits 74"
-assert_match "$ERR" "mb: INBOX.*No space left on device" "F01 mbox $1x$2K: stderr names account, folder and the cause"
+assert_match "$ERR" "^mailsync: mb/INBOX: .*No space left on device$" "F01 mbox $1x$2K: stderr names account, folder and the cause"
 size1=$(stat -c %s "$T/sp-copy/1/INBOX")
 head -c "$size0" "$T/sp-copy/1/INBOX" | cmp -s - "$T/sp-copy/0/INBOX"
 assert_eq "$?" 0 "F01 mbox $1x$2K: the old contents intact"
@@ -156,7 +157,7 @@ ms_strace -f -qq -o /dev/null -e trace=fsync,fdatasync \
 	-e inject=fsync,fdatasync:error=EIO:when="$when" "$MAILSYNC" -c "$T/eio.ini" >"$T/out" 2>"$T/err"
 RC=$? ERR=$(cat "$T/err")
 assert_eq "$RC" 74 "F03: EIO from fsync exits 74"
-assert_match "$ERR" "eio: INBOX.*$T/Eio/INBOX/tmp/[^ ]+.*Input/output error" \
+assert_match "$ERR" "^mailsync: eio/INBOX: cannot fsync $T/Eio/INBOX/tmp/[^ ]+: Input/output error$" \
 	"F03: the error names the file and 'Input/output error'"
 assert_eq "$(md_file "$T/Eio/INBOX" "${uids[2]}")" "" "F03: the third message not stored"
 assert_match " $(dv_uids $U INBOX) " " ${uids[2]} " "F03: the third message not deleted on the server"

@@ -60,7 +60,7 @@ start=$(date +%s%N)
 run_ms -c "$T/a.ini"
 took=$((($(date +%s%N) - start) / 1000000))
 assert_eq "$RC" 75 "F37a: second run exits 75"
-assert_match "$ERR" "account lk is locked by pid $mpid" "F37a: names the first run's pid ($mpid)"
+assert_eq "$ERR" "mailsync: lk: locked by pid $mpid" "F37a: one line, the account once, the first run's pid ($mpid)"
 assert_eq "$([ $took -lt 2000 ] && echo fast)" fast "F37a: at once (${took} ms)"
 assert_eq "$(find "$T/A" "$T/state" -printf '%p %s %T@\n' | sort)" "$snap0" "F37a: nothing local touched"
 wait $spid
@@ -84,7 +84,7 @@ wait $spid 2>/dev/null
 or_check $U INBOX maildir "$T/B/INBOX" "F37b after kill -9"
 run_ms -c "$T/b.ini"
 # the one notice allowed: messages the killed run stored but did not record
-ERR=$(grep -Ev '^mailsync: kb: INBOX: [0-9]+ messages were stored but not recorded \(an interrupted run\); recorded now, not fetched again$' <<<"$ERR")
+ERR=$(grep -Ev '^mailsync: kb/INBOX: [0-9]+ messages were stored but not recorded \(an interrupted run\); recorded now, not fetched again$' <<<"$ERR")
 assert_eq "$RC $ERR" "0 " "F37b: after kill -9 the lock is free and the next run exits 0"
 or_complete $U INBOX maildir "$T/B/INBOX" "F37b"
 

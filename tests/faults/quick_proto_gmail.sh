@@ -167,7 +167,7 @@ fake_start imap "$T/nogm.json" 2 60
 fake_config "$T/n.ini" nogm imaps "maildir:$T/store-nogm" gmail=all-mail
 run_ms -c "$T/n.ini"
 assert_eq "$RC" 76 "no X-GM-EXT-1: exit 76"
-assert_match "$ERR" 'nogm: .*does not announce X-GM-EXT-1' "no X-GM-EXT-1: the message names it"
+assert_match "$ERR" 'nogm/.*: server does not announce X-GM-EXT-1' "no X-GM-EXT-1: the message names it"
 fake_stop
 fake_start imap "$T/noall.json" 2 60
 fake_config "$T/o.ini" noall imaps "maildir:$T/store-noall" gmail=all-mail

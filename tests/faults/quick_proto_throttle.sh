@@ -25,10 +25,10 @@ for proto in imap pop3; do
 	run_ms -c "$T/$proto.ini"
 	assert_eq "$RC" 75 "$proto throttled after 1 MB: exit 75"
 	if [ $proto = imap ]; then
-		assert_match "$ERR" 'thr-imap: INBOX: .*BYE \[UNAVAILABLE\] bandwidth limit' "imap: message names the BYE [UNAVAILABLE] text"
+		assert_match "$ERR" '^mailsync: thr-imap/INBOX: .*BYE \[UNAVAILABLE\] bandwidth limit' "imap: message names the BYE [UNAVAILABLE] text"
 		assert_eq "$(fake_count '^(UID STORE|UID EXPUNGE)')" 0 "imap: nothing deleted"
 	else
-		assert_match "$ERR" 'thr-pop3: .*\[SYS/TEMP\] bandwidth limit' "pop3: message quotes the [SYS/TEMP] text"
+		assert_match "$ERR" '^mailsync: thr-pop3/INBOX: message 4 \(UIDL uidl-4\): RETR refused, skipped: \[SYS/TEMP\] bandwidth limit$' "pop3: message quotes the [SYS/TEMP] text"
 		assert_eq "$(fake_count '^(DELE|QUIT)')" 0 "pop3: no DELE, no QUIT"
 	fi
 	n1=$(find "$M/INBOX/new" "$M/INBOX/cur" -type f | wc -l)

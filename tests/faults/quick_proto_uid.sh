@@ -25,7 +25,7 @@ for uv in null 0; do
 	fake_config "$T/uv$uv.ini" uv$uv imaps "maildir:$M" policy=delete
 	run_ms -c "$T/uv$uv.ini"
 	assert_eq "$RC" 76 "UIDVALIDITY $uv, delete: exit 76"
-	assert_match "$ERR" "uv$uv: INBOX: .*no UIDVALIDITY.*refusing to delete" "UIDVALIDITY $uv: message names account, folder, cause"
+	assert_match "$ERR" "^mailsync: uv$uv/INBOX: .*no UIDVALIDITY.*refusing to delete" "UIDVALIDITY $uv: message names account, folder, cause"
 	assert_eq "$(fk_stored_hashes "$M/INBOX")" "$want" "UIDVALIDITY $uv: all 4 downloaded byte-identically"
 	assert_eq "$(fake_count '^(UID STORE|UID EXPUNGE|EXPUNGE|STORE)')" 0 "UIDVALIDITY $uv: no STORE/EXPUNGE sent (first run)"
 	: >"$FK_DIR/log"
@@ -54,7 +54,7 @@ fake_start imap "$T/extra.json" 2 60
 fake_config "$T/extra.ini" extra imaps "maildir:$T/M-extra" policy=delete
 run_ms -c "$T/extra.ini"
 assert_eq "$RC" 76 "unrequested UID 99 in FETCH: exit 76"
-assert_match "$ERR" 'extra: INBOX: .*UID mismatch.*UID 99' "unrequested UID: message names account, folder, UID 99"
+assert_match "$ERR" '^mailsync: extra/INBOX: .*UID mismatch.*UID 99' "unrequested UID: message names account, folder, UID 99"
 assert_eq "$(grep -rl 'not requested' "$T/M-extra" 2>/dev/null | wc -l)" 0 "unrequested UID: its body stored nowhere"
 assert_eq "$(find "$T/M-extra" -name '*U=99,*' | wc -l)" 0 "unrequested UID: no file for UID 99"
 assert_eq "$(fake_count '^(UID STORE|UID EXPUNGE|EXPUNGE)')" 0 "unrequested UID: nothing deleted"

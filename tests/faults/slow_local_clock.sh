@@ -3,7 +3,11 @@
 #  (a) '+400d' after a normal run: whatever the skewed clock makes "old" may
 #      be deleted, but only messages stored locally, byte-identical (O3);
 #  (b) '-400d' after a normal run (last run and first-seen times in the
-#      future): no time-based deletion in that run; the sync itself works;
+#      future): exactly one warning "clock moved backwards since the last
+#      run (...)", no time-based deletion in that run, the server keeps
+#      every message; the sync itself works, exit 0; the recorded last run
+#      is kept, so a second skewed run warns again; the next normal run
+#      deletes nothing (first-seen was recorded as the last run's time);
 #  (c) a skew that makes the server certificate expired or not yet valid
 #      (the certificate is made valid from 500 days ago for 3650 days):
 #      exit 77, no login (no post-login session in Dovecot's rawlog), no
@@ -14,6 +18,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/verify.sh"
 . "$here/lib_oracle.sh"
 t_setup
+# libfaketime is an LD_PRELOAD: an ASan build must not insist on coming first
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 # a private copy: a rebuild of the tree's binary during a long run must not
 # make an exec fail half way through the matrix
 cp "$MAILSYNC" "$T/mailsync" && MAILSYNC=$T/mailsync
@@ -61,10 +67,29 @@ for proto in imaps pop3s; do
 		or_check $U INBOX maildir "$T/$name/INBOX" "$name"
 		if [ $skew = -400d ]; then
 			assert_eq "$(deletes)" 0 "$name: no time-based deletion while the clock is behind"
-			# what the times recorded under the skew do next
+			assert_eq "$(dv_count $U INBOX)" 8 "$name: the server still has all 8"
+			lf=$T/state/c$name/last-run
+			last=$(sed -n 2p "$lf")
+			iso='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
+			lastiso=$(date -u -d "@$last" +%Y-%m-%dT%H:%M:%SZ)
+			want="^mailsync: c$name: clock moved backwards since the last run \\(last run $lastiso, now $iso\\): no time-based deletions this run\$"
+			assert_eq "$(wc -l <"$T/err")" 1 "$name: exactly one line on stderr"
+			assert_match "$ERR" "$want" "$name: the exact warning"
+			# the year in "now" is the skewed one, 400 days back
+			assert_match "$ERR" "now $(faketime -f -400d date -u +%Y-%m-%d)T" "$name: the warning's now is the skewed clock"
+			assert_eq "$(sed -n 2p "$lf")" "$last" "$name: the last-run time is not overwritten by the earlier clock"
+			# a clock that stays wrong keeps being reported
+			faketime -f "$skew" "$MAILSYNC" -c "$T/$name.ini" >"$T/out" 2>"$T/err"
+			RC=$? ERR=$(cat "$T/err")
+			assert_eq "$RC $(wc -l <"$T/err")" "0 1" "$name: a second skewed run warns again, exit 0"
+			assert_match "$ERR" "last run $lastiso, now $iso" "$name: again against the same last run"
+			# what the times recorded under the skew do next: the
+			# 3 new ones were recorded as first seen at the last
+			# run, not 400 days ago, so nothing is due yet
 			dv_rawlog_clear $U
 			run_ms -c "$T/$name.ini"
 			echo "# $name: the next normal run: rc $RC, deleted $(deletes), left $(dv_count $U INBOX) of 8"
+			assert_eq "$RC $ERR $(deletes) $(dv_count $U INBOX)" "0  0 8" "$name: the next normal run is silent and deletes nothing"
 			or_check $U INBOX maildir "$T/$name/INBOX" "$name, next normal run"
 		else
 			# IMAP: INTERNALDATE is now, 400 days before the fake

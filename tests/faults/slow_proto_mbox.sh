@@ -25,7 +25,7 @@ for proto in imap pop3; do
 	fake_config "$T/$proto.ini" mb-$proto ${proto}s "mbox:$store" policy=delete
 	run_ms -c "$T/$proto.ini"
 	assert_eq "$RC" 75 "$proto mbox, drop mid-body: exit 75"
-	assert_match "$ERR" "mb-$proto: .*connection closed" "$proto mbox: message names the account and the drop"
+	assert_match "$ERR" "^mailsync: mb-$proto/INBOX: (message [0-9]+ \\(UIDL [^)]*\\) cut short: )?connection closed by server$" "$proto mbox: message names the account and the drop"
 	[ -f "$mb" ] || mb=$(find "$store" -type f -name 'INBOX*' ! -name '*.idx' ! -name '*.index' | head -1)
 	assert_eq "$(split "$mb" | tr '\n' ' ')" "$(fk_want_hashes "$T"/mb1 "$T"/mb2 | tr '\n' ' ')" "$proto mbox: exactly messages 1-2, byte-identical (partial append cut back)"
 	assert_eq "$(find "$(dirname "$mb")" -name '*.lock' | wc -l)" 0 "$proto mbox: no stale lock file"
@@ -52,7 +52,7 @@ fake_config "$T/lit.ini" lit imaps "maildir:$T/LIT" policy=delete max_message_si
 /usr/bin/time -f '%M' -o "$T/rss" "$MAILSYNC" -c "$T/lit.ini" >"$T/out" 2>"$T/err"
 RC=$? ERR=$(cat "$T/err")
 assert_match "$RC" '^7[56]$' "huge literal: exit 75/76 (the server then closes)"
-assert_match "$ERR" 'lit: INBOX: UID 1: skipped: 3221225472 bytes exceed max_message_size' "huge literal: refused from the announced size, warning names the UID"
+assert_match "$ERR" '^mailsync: lit/INBOX: UID 1: skipped: 3221225472 bytes exceed max_message_size' "huge literal: refused from the announced size, warning names the UID"
 assert_eq "$(find "$T/LIT" -type f | wc -l)" 0 "huge literal: nothing stored"
 assert_eq "$(fake_count '^(UID STORE|UID EXPUNGE)')" 0 "huge literal: nothing deleted"
 rss=$(tail -1 "$T/rss")

@@ -84,7 +84,7 @@ run_ms -c "$CFG"
 assert_eq "$RC" 0 "run without state exits 0"
 assert_eq "$(dv_commands $U | grep -c 'BODY.PEEK')" 0 "lost state: nothing downloaded again"
 assert_eq "$(md_count "$M/INBOX")" 7 "lost state: no duplicate"
-assert_match "$ERR" 'work: INBOX: state was missing; rebuilt from the store: 7 messages' "lost state: one line per folder says so"
+assert_match "$ERR" '^mailsync: work/INBOX: state was missing; rebuilt from the store: 7 messages' "lost state: one line per folder says so"
 
 # --- lock held by another process: exit 75 naming the pid, nothing touched ---
 flock "$T/state/work/lock" sleep 20 &
@@ -102,7 +102,7 @@ mkdir -p "$T/dry"; ms_write_config "$T/dry/dry.ini" work imaps "maildir:$T/Dry" 
 run_ms -c "$T/dry/dry.ini" -n
 assert_eq "$RC" 0 "dry run exits 0"
 assert_eq "$([ -e "$T/Dry" ] && echo yes || echo no)" no "dry run creates no store"
-assert_match "$ERR" 'work: INBOX: would fetch 7 ' "dry run reports what it would fetch"
+assert_match "$ERR" '^mailsync: work/INBOX:     would fetch 7 ' "dry run reports what it would fetch"
 
 # --- UIDVALIDITY change: no duplicate, no deletion ---
 dv_doveadm mailbox update -u $U --uid-validity 424242 INBOX

@@ -31,7 +31,7 @@ ms_write_config "$CFG" del imaps "maildir:$M" user=$U policy=delete max_message_
 dv_rawlog_clear $U
 run_ms -c "$CFG"
 assert_eq "$RC" 0 "delete run exits 0 (size skips are policy)"
-assert_match "$ERR" 'del: INBOX: UID 2: skipped: [0-9]+ bytes exceed max_message_size' "size skip is reported with the UID"
+assert_match "$ERR" '^mailsync: del/INBOX: UID 2: skipped: [0-9]+ bytes exceed max_message_size' "size skip is reported with the UID"
 assert_eq "$(md_count "$M/INBOX")" 5 "five small messages stored"
 got=$(for f in "$M"/INBOX/new/* "$M"/INBOX/cur/*; do [ -f "$f" ] && sha256sum <"$f"; done | sort)
 assert_same_set "$got" "$(sort <<<"$expected")" "stored bytes equal the server's"

@@ -60,6 +60,6 @@ assert_eq "$(find "$M/.mailsync-removed" -type f | wc -l)" 0 "removed_keep_days 
 for u in 6 7 8 9 10; do dv_doveadm expunge -u $U mailbox INBOX uid $u; done
 run_ms -c "$T/ms.ini"
 assert_eq "$RC" 76 "mass vanishing exits 76"
-assert_match "$ERR" 'mir: INBOX: 5 of 9 known messages vanished from the server at once \(more than 20%\); not mirroring deletions' "and says why"
+assert_match "$ERR" '^mailsync: mir/INBOX: 5 of 9 known messages vanished from the server at once \(more than 20%\); not mirroring deletions' "and says why"
 assert_eq "$(md_count "$M/INBOX")" 9 "nothing removed locally"
 t_done

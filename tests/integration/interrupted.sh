@@ -35,7 +35,7 @@ check_case() {
 	dv_rawlog_clear $U
 	run_ms -c "$dir/ms.ini"
 	assert_eq "$RC" 0 "$name: next run exits 0"
-	assert_match "$ERR" 'acct: INBOX: 5 messages were stored but not recorded \(an interrupted run\); recorded now' "$name: says what it recovered"
+	assert_match "$ERR" '^mailsync: acct/INBOX: 5 messages were stored but not recorded \(an interrupted run\); recorded now' "$name: says what it recovered"
 	assert_eq "$(dv_commands $U | grep -Ec 'BODY.PEEK|^RETR')" 0 "$name: nothing fetched again"
 	assert_eq "$($count)" 7 "$name: no duplicate"
 	run_ms -c "$dir/ms.ini"

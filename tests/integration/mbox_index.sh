@@ -80,7 +80,7 @@ for proto in imaps pop3s; do
 			[ $lost = 1 ] && word=message || word=messages
 			dv_rawlog_clear $U
 			run_ms -c "$D/run.ini"
-			assert_eq "$RC|$ERR" "0|mailsync: mbox $mbox no longer matches its index: $lost $word will be fetched again" \
+			assert_eq "$RC|$ERR" "0|mailsync: ix$n/INBOX: mbox $mbox no longer matches its index: $lost $word will be fetched again" \
 				"$lbl exit 0, one warning naming the mbox and $lost"
 			assert_eq "$(fetches $proto)" $lost "$lbl exactly the $lost lost message(s) fetched again"
 			assert_eq "$(dv_count $U INBOX)" 6 "$lbl nothing deleted on the server in that run"

@@ -33,7 +33,7 @@ RC=$?
 ERR=$(cat "$T/err")
 stored=$(md_count "$M/INBOX")
 assert_eq "$RC" 75 "SIGTERM mid-run exits 75"
-assert_match "$ERR" 'sig: .*interrupted' "stderr says it was interrupted"
+assert_match "$ERR" '^mailsync: sig/INBOX: interrupted by signal$' "stderr says it was interrupted"
 assert_eq "$([ "$stored" -gt 0 ] && [ "$stored" -lt 400 ] && echo partial)" partial "stopped part-way ($stored of 400 stored)"
 assert_eq "$(find "$M/INBOX/tmp" -type f | wc -l)" 0 "no partial file left in tmp/"
 assert_eq "$(( $(dv_count $U INBOX) + stored >= 400 ))" 1 "nothing deleted that is not stored locally"

@@ -683,15 +683,15 @@ static const struct sec {
 	{ "inline", "password = s3cr=t x", "s3cr=t x", NULL },
 	{ "file first line", "password_file = pw_two", "pw1", NULL },
 	{ "file without newline", "password_file = pw_nonl", "nonl", NULL },
-	{ "file 0644", "password_file = pw_644", NULL, "account a: "
+	{ "file 0644", "password_file = pw_644", NULL, ""
 	  "password_file @/pw_644: mode 0644, " MODEMSG },
-	{ "file missing", "password_file = pw_none", NULL, "account a: "
+	{ "file missing", "password_file = pw_none", NULL, ""
 	  "password_file @/pw_none: cannot open: No such file or directory" },
-	{ "file empty", "password_file = pw_empty", NULL, "account a: "
+	{ "file empty", "password_file = pw_empty", NULL, ""
 	  "password_file gave no password (empty first line or NUL byte)" },
-	{ "file empty first line", "password_file = pw_nl", NULL, "account a: "
+	{ "file empty first line", "password_file = pw_nl", NULL, ""
 	  "password_file gave no password (empty first line or NUL byte)" },
-	{ "file over 64 KiB", "password_file = pw_big", NULL, "account a: "
+	{ "file over 64 KiB", "password_file = pw_big", NULL, ""
 	  "password_file @/pw_big: larger than 64 KiB" },
 	{ "command two lines", "password_command = printf 'a b\\nsecond\\n'",
 	  "a b", NULL },
@@ -699,18 +699,18 @@ static const struct sec {
 	{ "command no newline", "password_command = printf nonl", "nonl",
 	  NULL },
 	{ "command exit 3", "password_command = echo leaked; exit 3", NULL,
-	  "account a: password_command exited with status 3" },
+	  "password_command exited with status 3" },
 	{ "command not found", "password_command = /nonexistent/cmd", NULL,
-	  "account a: password_command exited with status 127" },
-	{ "command empty", "password_command = true", NULL, "account a: "
+	  "password_command exited with status 127" },
+	{ "command empty", "password_command = true", NULL, ""
 	  "password_command gave no password (empty first line or NUL byte)" },
 	{ "command stdin is /dev/null", "password_command = cat", NULL,
-	  "account a: password_command gave no password (empty first line "
+	  "password_command gave no password (empty first line "
 	  "or NUL byte)" },
 	{ "command killed", "password_command = kill -9 $$", NULL,
-	  "account a: password_command killed by signal 9" },
+	  "password_command killed by signal 9" },
 	{ "command output over 64 KiB", "password_command = head -c 70000 "
-	  "/dev/zero | tr '\\000' x", NULL, "account a: password_command "
+	  "/dev/zero | tr '\\000' x", NULL, "password_command "
 	  "printed more than 64 KiB" },
 };
 
@@ -766,7 +766,7 @@ static void test_secrets(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = secret_of("password_command = echo early; sleep 20", &s, &e);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	T_EQ_STR(e.msg, "account a: password_command timed out after 1 s",
+	T_EQ_STR(e.msg, "password_command timed out after 1 s",
 		 "command past the timeout is killed");
 	T_OK(t1.tv_sec - t0.tv_sec < 5, "timeout is prompt");
 	T_OK(s == NULL, "no secret after a timeout");
