@@ -305,8 +305,7 @@ int imap_run(struct ms_source *s, const char *line, const char *what,
 
 /* ---- open / CAPABILITY ---- */
 
-static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
-		  struct ms_err *e)
+static unsigned cap_bit(const char *w, size_t n)
 {
 	static const struct { const char *n; unsigned bit; } caps[] = {
 		{ "IMAP4rev1", IMAP_CAP_IMAP4REV1 },
@@ -320,23 +319,51 @@ static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
 		{ "SPECIAL-USE", IMAP_CAP_SPECIALUSE },
 		{ "LIST-STATUS", IMAP_CAP_LISTSTATUS },
 	};
-	struct ms_imap_tok t;
 	size_t i;
+
+	for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
+		if (strlen(caps[i].n) == n && !strncasecmp(w, caps[i].n, n))
+			return caps[i].bit;
+	return 0;
+}
+
+static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
+		  struct ms_err *e)
+{
+	struct ms_imap_tok t;
 	int rc;
 
 	(void)ctx;
 	if (r->has_num || strcmp(r->name, "CAPABILITY"))
 		return 0;
 	s->caps = 0;
-	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END) {
-		if (t.type != MS_IMAP_T_ATOM)
-			continue;
-		for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
-			if (!strcasecmp(t.s, caps[i].n))
-				s->caps |= caps[i].bit;
-	}
+	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END)
+		if (t.type == MS_IMAP_T_ATOM)
+			s->caps |= cap_bit(t.s, t.n);
 	r->done = 1;
 	return rc ? rc : 1;
+}
+
+/* The capabilities libcurl saw with the login's tagged OK, if any: one
+ * round trip less than asking again. */
+static int caps_from_login(struct ms_source *s)
+{
+	const char *p = ms_net_login_caps(s->net);
+	size_t n;
+
+	if (!p)
+		return 0;
+	s->caps = 0;
+	while (*p) {
+		n = strcspn(p, " ");
+		s->caps |= cap_bit(p, n);
+		p += n;
+		p += strspn(p, " ");
+	}
+	if (ms_log_enabled(MS_LOG_DEBUG))
+		ms_log(MS_LOG_DEBUG, "IMAP: capabilities from the login: %s",
+		       ms_net_login_caps(s->net));
+	return 1;
 }
 
 static int imap_open(struct ms_source **out, struct ms_net *net,
@@ -359,8 +386,9 @@ static int imap_open(struct ms_source **out, struct ms_net *net,
 	ms_buf_init(&s->out, 0);
 	ms_buf_init(&s->code, 0);
 	ms_buf_init(&s->text, 0);
-	rc = imap_run(s, "CAPABILITY", "CAPABILITY", cap_fn, NULL,
-		     IMAP_MAX_UNTAGGED, e);
+	rc = caps_from_login(s) ? 0 : imap_run(s, "CAPABILITY", "CAPABILITY",
+					      cap_fn, NULL,
+					      IMAP_MAX_UNTAGGED, e);
 	if (!rc && !(s->caps & IMAP_CAP_IMAP4REV1))
 		ms_log(MS_LOG_WARN, "IMAP server does not announce IMAP4rev1");
 	if (rc) {
@@ -606,21 +634,18 @@ out:
 
 static int imap_close(struct ms_source *s, int commit, struct ms_err *e)
 {
-	struct imap_resp r;
-	unsigned tag, i;
+	unsigned tag;
 
 	(void)e;
 	if (!s)
 		return 0;
 	if (commit && !s->dead) {
+		/* nothing the answer could say changes what is done: every
+		 * command before was answered; send it and go */
 		struct ms_err e2;
 		s->in_logout = 1;
-		if (!imap_queue(s, "LOGOUT", &tag, &e2) && !imap_flush(s, &e2))
-			for (i = 0; i < 1000; i++)
-				if (imap_resp(s, &r, &e2) ||
-				    imap_skip(s, &r, &e2) ||
-				    (r.kind == MS_IMAP_TAGGED && r.tag == tag))
-					break;
+		if (!imap_queue(s, "LOGOUT", &tag, &e2))
+			imap_flush(s, &e2);
 	}
 	ms_net_close(s->net);
 	ms_imap_parse_free(&s->p);

@@ -6,7 +6,10 @@ Environment (set by run.sh): MAILSYNC, DV_DIR, DV_CA, DV_IMAPS_PORT,
 DV_POP3S_PORT, DV_USER, DV_PASS, DV_USER2, DV_PASS2, BENCH_WORK (a
 directory on a real disk for the tools' stores), BENCH_PRESET (messages),
 BENCH_REPS, BENCH_RTTS ("0 20"), BENCH_TOOLS (names, default all),
-BENCH_MEMTEST (1/0), BENCH_OUT (the report).
+BENCH_MEMTEST (1/0), BENCH_OUT (the report), BENCH_SCENARIOS (a subset
+of "imap-full imap-none imap-new100 pop3-full pop3-none"; default all),
+BENCH_MAILSYNC_BASE (a second mailsync binary, timed as "mailsync-base"
+next to MAILSYNC in the same sitting, for before/after comparisons).
 
 Every timed run is verified before its time counts: message counts for
 every tool, and for mailsync the SHA-256 of every stored message against
@@ -44,6 +47,9 @@ RTTS = [int(x) for x in E.get("BENCH_RTTS", "0 20").split()]
 MEMTEST = E.get("BENCH_MEMTEST", "1") == "1"
 OUT = E.get("BENCH_OUT", os.path.join(HERE, "RESULTS.md"))
 RUN_TIMEOUT = int(E.get("BENCH_TIMEOUT", "1200"))
+ALL_SCENARIOS = "imap-full imap-none imap-new100 pop3-full pop3-none"
+SCENARIOS = E.get("BENCH_SCENARIOS", ALL_SCENARIOS).split()
+MS_BASE = E.get("BENCH_MAILSYNC_BASE", "")
 NEW = 100
 SEED = 5
 
@@ -239,11 +245,14 @@ class Mailsync(Tool):
     name = "mailsync"
 
     def __init__(self, user, pw, port, proto="imap", kind="maildir",
-                 folders=None):
+                 folders=None, binary=None):
         super().__init__(user, pw, port)
         self.proto, self.kind, self.folders = proto, kind, folders
+        self.binary = binary or MS
+        if binary:
+            self.name = "mailsync-base"
         if proto == "pop3":
-            self.name = "mailsync (%s)" % kind
+            self.name = "%s (%s)" % (self.name, kind)
 
     def write_config(self):
         src = "%ss://127.0.0.1:%d" % (self.proto, self.port)
@@ -255,7 +264,7 @@ class Mailsync(Tool):
              extra))
 
     def cmd(self):
-        return [MS, "-q", "-c", os.path.join(self.dir, "ms.ini")]
+        return [self.binary, "-q", "-c", os.path.join(self.dir, "ms.ini")]
 
     def verify_full(self, srv, folders):
         """SHA-256 of every message against the server's bytes, per
@@ -739,6 +748,11 @@ def main():
                 imap_tools = [Mailsync(user, pw, ip), Mbsync(user, pw, ip),
                               Offlineimap(user, pw, ip),
                               Getmail(user, pw, ip)]
+                if MS_BASE:
+                    imap_tools.insert(1, Mailsync(user, pw, ip,
+                                                  binary=MS_BASE))
+                if "imap-full" not in SCENARIOS:
+                    imap_tools = []
                 for tool in imap_tools:
                     if not wanted(tool.name):
                         continue
@@ -747,8 +761,11 @@ def main():
                     if not run_case(res, tool, "imap-full", rtt, N, srv,
                                     folders, is_ms):
                         continue
-                    run_case(res, tool, "imap-none", rtt, N, srv, folders,
-                             False)
+                    if "imap-none" in SCENARIOS:
+                        run_case(res, tool, "imap-none", rtt, N, srv,
+                                 folders, False)
+                    if "imap-new100" not in SCENARIOS:
+                        continue
                     first = add_new(srv, gnew, rep)
                     try:
                         run_case(res, tool, "imap-new100", rtt, N + NEW, srv,
@@ -764,6 +781,8 @@ def main():
                              Mpop(user, pw, pp, "mbox"),
                              Fetchmail(user, pw, pp),
                              Getmail(user, pw, pp, "pop3")]
+                if "pop3-full" not in SCENARIOS:
+                    pop_tools = []
                 for tool in pop_tools:
                     if not wanted(tool.name):
                         continue
