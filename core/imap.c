@@ -41,6 +41,10 @@ int imap_fatal(struct ms_source *s, int rc, struct ms_err *e)
 
 int imap_usable(struct ms_source *s, int need_selected, struct ms_err *e)
 {
+	int rc;
+
+	if ((s->pre_tag || s->ids_tag) && (rc = imap_drain(s, e)))
+		return rc;
 	if (s->dead)
 		return imap_fatal(s, ms_err_set(e, MS_ETEMP,
 			"IMAP connection unusable after an earlier error"), e);
@@ -262,19 +266,16 @@ int imap_cmd_error(struct ms_source *s, const struct imap_resp *r,
 	return rc;
 }
 
-/* Send one command and read until its tagged answer.  fn sees every
+/* Read until the tagged answer to tag (already sent).  fn sees every
  * untagged response first (returns 1 when it consumed it). */
-int imap_run(struct ms_source *s, const char *line, const char *what,
-	     imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
-	     struct ms_err *e)
+int imap_wait(struct ms_source *s, unsigned tag, const char *what,
+	      imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
+	      struct ms_err *e)
 {
 	struct imap_resp r;
-	unsigned tag;
 	unsigned long n = 0;
 	int rc;
 
-	if ((rc = imap_queue(s, line, &tag, e)) || (rc = imap_flush(s, e)))
-		return rc;
 	for (;;) {
 		if ((rc = imap_resp(s, &r, e)))
 			return rc;
@@ -301,6 +302,66 @@ int imap_run(struct ms_source *s, const char *line, const char *what,
 		if (!rc && (rc = imap_untagged(s, &r, e)))
 			return rc;
 	}
+}
+
+/* Send one command and read until its tagged answer. */
+int imap_run(struct ms_source *s, const char *line, const char *what,
+	     imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
+	     struct ms_err *e)
+{
+	unsigned tag;
+	int rc;
+
+	if ((rc = imap_queue(s, line, &tag, e)) || (rc = imap_flush(s, e)))
+		return rc;
+	return imap_wait(s, tag, what, fn, ctx, max_untagged, e);
+}
+
+/*
+ * Answers to commands sent ahead (imap_preselect, or an EXAMINE + UID
+ * SEARCH whose SEARCH nobody read) that no one will use: read and drop
+ * them.  A pending SELECT/EXAMINE changed the server's selection, so
+ * nothing counts as selected afterwards.
+ */
+int imap_drain(struct ms_source *s, struct ms_err *e)
+{
+	unsigned last = s->ids_tag ? s->ids_tag : s->pre_tag;
+	struct imap_resp r;
+	unsigned long n = 0;
+	int rc = 0;
+
+	if (!last)
+		return 0;
+	if (s->pre_tag) {
+		s->selected = 0;
+		s->exists = 0;
+	}
+	s->pre_tag = s->ids_tag = 0;
+	free(s->pre_name);
+	s->pre_name = NULL;
+	if (s->dead)
+		return 0;
+	s->p.max_line = IMAP_SEARCH_MAX_LINE;
+	s->p.max_token = IMAP_SEARCH_MAX_TOKEN;
+	for (;;) {
+		if ((rc = imap_resp(s, &r, e)))
+			break;
+		if (r.kind == MS_IMAP_TAGGED && r.tag == last)
+			break;
+		if (r.kind == MS_IMAP_CONTINUE ||
+		    (r.kind == MS_IMAP_TAGGED && (!r.tag || r.tag > last)) ||
+		    ++n > IMAP_MAX_UNTAGGED_BIG) {
+			rc = imap_fatal(s, ms_err_set(e, MS_EPROTO,
+				"IMAP: unexpected response \"%s\"", s->p.ex),
+				e);
+			break;
+		}
+		if (r.kind != MS_IMAP_TAGGED && (rc = imap_untagged(s, &r, e)))
+			break;
+	}
+	s->p.max_line = MS_IMAP_MAX_LINE_DEFAULT;
+	s->p.max_token = MS_IMAP_MAX_TOKEN_DEFAULT;
+	return rc;
 }
 
 /* ---- open / CAPABILITY ---- */
@@ -592,16 +653,45 @@ int imap_add_quoted(struct ms_buf *b, const char *name, struct ms_err *e)
 	return rc ? rc : ms_buf_addc(b, '"', e);
 }
 
-static int imap_select(struct ms_source *s, const char *name, int rw,
-		       struct ms_folder_status *st, struct ms_err *e)
+static int queue_select(struct ms_source *s, const char *name, int rw,
+			unsigned *tag, struct ms_err *e)
 {
 	struct ms_buf cmd;
 	int rc;
 
-	memset(st, 0, sizeof *st);
-	if ((rc = imap_usable(s, 0, e)))
-		return rc;
 	ms_buf_init(&cmd, 64 * 1024);
+	if (!(rc = ms_buf_adds(&cmd, (rw & MS_SELECT_RW) ? "SELECT "
+						       : "EXAMINE ", e)) &&
+	    !(rc = imap_add_quoted(&cmd, name, e)) &&
+	    !((s->caps & IMAP_CAP_CONDSTORE) &&
+	      (rc = ms_buf_adds(&cmd, " (CONDSTORE)", e))) &&
+	    !(rc = imap_queue(s, cmd.s, tag, e)) && (rw & MS_SELECT_IDS) &&
+	    !(rc = imap_queue(s, imap_search_cmd(s, "ALL"), &s->ids_tag, e)))
+		rc = imap_flush(s, e);
+	else if (!rc)
+		rc = imap_flush(s, e);
+	ms_buf_free(&cmd);
+	return rc;
+}
+
+static int imap_select(struct ms_source *s, const char *name, int rw,
+		       struct ms_folder_status *st, struct ms_err *e)
+{
+	const char *what = (rw & MS_SELECT_RW) ? "SELECT" : "EXAMINE";
+	unsigned tag = 0;
+	int rc;
+
+	memset(st, 0, sizeof *st);
+	if (s->pre_tag && s->pre_name && !s->dead &&
+	    !strcmp(s->pre_name, name) &&
+	    s->pre_rw == (rw & MS_SELECT_RW) && (rw & MS_SELECT_IDS)) {
+		tag = s->pre_tag; /* sent by imap_preselect */
+		s->pre_tag = 0;
+		free(s->pre_name);
+		s->pre_name = NULL;
+	} else if ((rc = imap_usable(s, 0, e))) {
+		return rc;
+	}
 	free(s->folder);
 	s->selected = 0;
 	s->exists = 0;
@@ -609,25 +699,49 @@ static int imap_select(struct ms_source *s, const char *name, int rw,
 		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
 		goto out;
 	}
-	if ((rc = ms_buf_adds(&cmd, rw ? "SELECT " : "EXAMINE ", e)) ||
-	    (rc = imap_add_quoted(&cmd, name, e)) ||
-	    ((s->caps & IMAP_CAP_CONDSTORE) &&
-	     (rc = ms_buf_adds(&cmd, " (CONDSTORE)", e))))
+	if (!tag && (rc = queue_select(s, name, rw, &tag, e)))
 		goto out;
-	rc = imap_run(s, cmd.s, rw ? "SELECT" : "EXAMINE", select_fn, st,
-		     IMAP_MAX_UNTAGGED, e);
+	rc = imap_wait(s, tag, what, select_fn, st, IMAP_MAX_UNTAGGED, e);
 	if (rc)
 		goto out;
-	st->readwrite = rw && strncasecmp(s->code.s, "READ-ONLY", 9);
+	st->readwrite = (rw & MS_SELECT_RW) &&
+			strncasecmp(s->code.s, "READ-ONLY", 9);
 	s->selected = 1;
 	s->readwrite = st->readwrite;
 	s->uidvalidity = st->uidvalidity;
 	s->exists = st->exists;
 out:
+	if (rc && s->ids_tag) { /* the SEARCH's answer is of no use */
+		struct ms_err de;
+		imap_drain(s, &de);
+	}
 	if (rc && e->code == MS_EPROTO && e->scope < MS_SCOPE_FOLDER)
 		e->scope = MS_SCOPE_FOLDER;
-	ms_buf_free(&cmd);
 	return rc;
+}
+
+static int imap_preselect(struct ms_source *s, const char *name, int rw,
+			  struct ms_err *e)
+{
+	unsigned tag;
+	int rc;
+
+	if ((rc = imap_usable(s, 0, e)))
+		return rc;
+	if (!(s->pre_name = strdup(name)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	/* the server will have left the current folder */
+	s->selected = 0;
+	if ((rc = queue_select(s, name, (rw & MS_SELECT_RW) | MS_SELECT_IDS,
+			       &tag, e))) {
+		free(s->pre_name);
+		s->pre_name = NULL;
+		s->ids_tag = 0;
+		return rc;
+	}
+	s->pre_tag = tag;
+	s->pre_rw = rw & MS_SELECT_RW;
+	return 0;
 }
 
 /* ---- close ---- */
@@ -653,6 +767,7 @@ static int imap_close(struct ms_source *s, int commit, struct ms_err *e)
 	ms_buf_free(&s->code);
 	ms_buf_free(&s->text);
 	free(s->folder);
+	free(s->pre_name);
 	free(s->rbuf);
 	free(s);
 	return 0;
@@ -663,6 +778,7 @@ const struct ms_source_ops ms_imap_source = {
 	.open = imap_open,
 	.list = imap_list,
 	.select = imap_select,
+	.preselect = imap_preselect,
 	.ids = imap_ids,
 	.meta = imap_meta,
 	.older_than = imap_older_than,

@@ -27,6 +27,8 @@
 #define IMAP_RBUF (256u * 1024)   /* receive buffer */
 #define IMAP_MAX_UNTAGGED_BIG 10000000ul /* fetch, search, flags */
 #define IMAP_MAX_UNTAGGED 100000ul       /* everything else */
+#define IMAP_SEARCH_MAX_LINE ((size_t)256 << 20)
+#define IMAP_SEARCH_MAX_TOKEN ((size_t)128 << 20)
 
 enum imap_status { IMAP_OK = 1, IMAP_NO, IMAP_BAD, IMAP_BYE, IMAP_PREAUTH };
 
@@ -46,6 +48,11 @@ struct ms_source {
 	uint32_t exists;
 	struct ms_buf out;           /* queued commands */
 	struct ms_buf code, text;    /* of the last status response */
+	unsigned ids_tag;            /* UID SEARCH sent, answer not read */
+	unsigned pre_tag;            /* SELECT/EXAMINE sent ahead (pre_name) */
+	char *pre_name;              /* owned */
+	int pre_rw;
+	char search_cmd[200];        /* imap_search_cmd's result */
 };
 
 /* The head of one response, read by imap_resp(). */
@@ -74,6 +81,14 @@ typedef int (*imap_untagged_fn)(struct ms_source *s, struct imap_resp *r,
 int imap_run(struct ms_source *s, const char *line, const char *what,
 	     imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
 	     struct ms_err *e);
+/* Read until the tagged answer to tag (sent before), like imap_run. */
+int imap_wait(struct ms_source *s, unsigned tag, const char *what,
+	      imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
+	      struct ms_err *e);
+/* Read and drop the answers to commands sent ahead (ids_tag, pre_tag). */
+int imap_drain(struct ms_source *s, struct ms_err *e);
+/* "UID SEARCH [RETURN (ALL)] criteria" (in s->search_cmd). */
+const char *imap_search_cmd(struct ms_source *s, const char *criteria);
 /* "m12" -> 12; 0 when not one of our tags. */
 unsigned imap_our_tag(const char *tag);
 /* The selected folder's name for messages. */
