@@ -471,6 +471,7 @@ struct list_ctx {
 	int cbrc;
 	struct ms_err cberr;
 	struct ms_buf name;
+	int lstatus;     /* RETURN (STATUS ...) asked */
 };
 
 static int list_attrs(struct ms_source *s, unsigned *attrs, struct ms_err *e)
@@ -520,6 +521,8 @@ static int list_fn(struct ms_source *s, struct imap_resp *r, void *vctx,
 	struct ms_imap_tok t;
 	int rc;
 
+	if (!r->has_num && !strcmp(r->name, "STATUS") && c->lstatus)
+		return imap_lstatus_fn(s, r, &c->name, e);
 	if (r->has_num || strcmp(r->name, "LIST"))
 		return 0;
 	if (++c->n > MAX_FOLDERS)
@@ -557,18 +560,33 @@ static int imap_list(struct ms_source *s, ms_folder_cb cb, void *ctx,
 		     struct ms_err *e)
 {
 	struct list_ctx c = { .cb = cb, .ctx = ctx };
+	struct ms_buf cmd;
 	int rc;
 
 	if ((rc = imap_usable(s, 0, e)))
 		return rc;
 	ms_buf_init(&c.name, MS_IMAP_MAX_TOKEN_DEFAULT);
+	ms_buf_init(&cmd, 0);
 	ms_err_clear(&c.cberr);
-	rc = imap_run(s, "LIST \"\" \"*\"", "LIST", list_fn, &c,
-		     MAX_FOLDERS + 1000, e);
+	imap_lstatus_clear(s);
+	/* LIST-STATUS: the folders' STATUS in the same round trip */
+	c.lstatus = !!(s->caps & IMAP_CAP_LISTSTATUS);
+	if ((rc = ms_buf_adds(&cmd, "LIST \"\" \"*\"", e)) ||
+	    (c.lstatus &&
+	     ((rc = ms_buf_adds(&cmd, " RETURN (STATUS", e)) ||
+	      (rc = ms_buf_adds(&cmd, imap_status_items(s), e)) ||
+	      (rc = ms_buf_adds(&cmd, ")", e)))))
+		goto out;
+	rc = imap_run(s, cmd.s, "LIST", list_fn, &c, 2 * MAX_FOLDERS + 1000,
+		      e);
+	if (!rc && c.lstatus)
+		imap_lstatus_done(s);
 	if (!rc && c.cbrc) {
 		*e = c.cberr;
 		rc = c.cbrc;
 	}
+out:
+	ms_buf_free(&cmd);
 	ms_buf_free(&c.name);
 	return rc;
 }
@@ -768,6 +786,7 @@ static int imap_close(struct ms_source *s, int commit, struct ms_err *e)
 	ms_buf_free(&s->text);
 	free(s->folder);
 	free(s->pre_name);
+	imap_lstatus_clear(s);
 	free(s->rbuf);
 	free(s);
 	return 0;

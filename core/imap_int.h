@@ -53,6 +53,16 @@ struct ms_source {
 	char *pre_name;              /* owned */
 	int pre_rw;
 	char search_cmd[200];        /* imap_search_cmd's result */
+	/* LIST-STATUS (RFC 5819): the STATUS answers that came with LIST,
+	 * sorted by name; used by imap_status_many instead of asking */
+	struct imap_lstatus *lst;
+	size_t nlst, caplst;
+	int lst_valid;
+};
+
+struct imap_lstatus {
+	char *name;
+	struct ms_folder_status st;
 };
 
 /* The head of one response, read by imap_resp(). */
@@ -131,6 +141,15 @@ int imap_astring(struct ms_source *s, struct ms_buf *b, struct ms_err *e);
 int imap_add_quoted(struct ms_buf *b, const char *name, struct ms_err *e);
 int imap_status_many(struct ms_source *s, const char *const *names, size_t n,
 		     ms_status_fn cb, void *ctx, struct ms_err *e);
+/* The STATUS items to ask for (with the leading space). */
+const char *imap_status_items(const struct ms_source *s);
+/* "* STATUS name (items)" after imap_resp: keep it in s->lst (LIST-STATUS);
+ * returns 1 (consumed) or < 0. */
+int imap_lstatus_fn(struct ms_source *s, struct imap_resp *r,
+		    struct ms_buf *name, struct ms_err *e);
+void imap_lstatus_clear(struct ms_source *s);
+/* Sort s->lst and mark it valid. */
+void imap_lstatus_done(struct ms_source *s);
 
 int imap_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
 	     struct ms_err *e);

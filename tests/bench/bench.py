@@ -9,7 +9,10 @@ BENCH_REPS, BENCH_RTTS ("0 20"), BENCH_TOOLS (names, default all),
 BENCH_MEMTEST (1/0), BENCH_OUT (the report), BENCH_SCENARIOS (a subset
 of "imap-full imap-none imap-new100 pop3-full pop3-none"; default all),
 BENCH_MAILSYNC_BASE (a second mailsync binary, timed as "mailsync-base"
-next to MAILSYNC in the same sitting, for before/after comparisons).
+next to MAILSYNC in the same sitting, for before/after comparisons),
+BENCH_TRACE (1: also count, for each mailsync binary, IMAPS full and
+nothing-new runs: CPU user+sys, fsync calls, and at RTT > 0 the polls
+that waited >= 3/4 RTT, i.e. round trips with nothing in flight; logged).
 
 Every timed run is verified before its time counts: message counts for
 every tool, and for mailsync the SHA-256 of every stored message against
@@ -50,6 +53,7 @@ RUN_TIMEOUT = int(E.get("BENCH_TIMEOUT", "1200"))
 ALL_SCENARIOS = "imap-full imap-none imap-new100 pop3-full pop3-none"
 SCENARIOS = E.get("BENCH_SCENARIOS", ALL_SCENARIOS).split()
 MS_BASE = E.get("BENCH_MAILSYNC_BASE", "")
+TRACE = E.get("BENCH_TRACE", "0") == "1"
 NEW = 100
 SEED = 5
 
@@ -796,6 +800,9 @@ def main():
                         res.notes = getattr(res, "notes", {})
                         res.notes[tool.name] = tool.note
         shutil.rmtree(os.path.join(WORK, "t"), ignore_errors=True)
+        if TRACE:
+            trace_runs(user, pw, [(r, port[r][0]) for r in RTTS], folders, N)
+            shutil.rmtree(os.path.join(WORK, "tr"), ignore_errors=True)
     finally:
         for a, b in proxies.values():
             a.stop()
@@ -803,6 +810,52 @@ def main():
 
     mem = memtest() if MEMTEST else None
     write_report(res, refs, mem, time.monotonic() - t_start)
+
+
+def trace_runs(user, pw, port, folders, N):
+    """CPU time, fsyncs and idle round trips of mailsync (and the base
+    build): one run under /usr/bin/time, one under strace, per case."""
+    bins = [("mailsync", MS)] + ([("mailsync-base", MS_BASE)]
+                                 if MS_BASE else [])
+    for rtt, p in port:
+        for name, b in bins:
+            t = Mailsync(user, pw, p, binary=b)
+            t.name = name
+            for sc in ("imap-full", "imap-none"):
+                cpu = []
+                for how in ("time", "strace"):
+                    if sc == "imap-full":
+                        t.prepare(os.path.join(WORK, "tr"))
+                    else:
+                        time.sleep(1.1)
+                    out = os.path.join(WORK, "tr.%s.%s" % (how, sc))
+                    if how == "time":
+                        cmd = ["/usr/bin/time", "-f", "%e %U %S", "-o", out]
+                    else:
+                        cmd = ["strace", "-f", "-qq", "-T", "-o", out, "-e",
+                               "trace=poll,ppoll,fsync,fdatasync"]
+                    rc = subprocess.run(cmd + t.cmd(),
+                                        stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL).returncode
+                    if rc or t.got() != N:
+                        log("TRACE FAIL", name, sc, rtt, rc)
+                        break
+                    with open(out) as f:
+                        text = f.read()
+                    if how == "time":
+                        w, u, sy = text.split()[-3:]
+                        cpu = [float(w), float(u) + float(sy)]
+                        continue
+                    fs = len(re.findall(r"\b(fsync|fdatasync)\(", text))
+                    waits = [float(x) for x in re.findall(
+                        r"poll\(.*<([0-9.]+)>", text)]
+                    idle = sum(1 for x in waits if rtt and
+                               x >= 0.75 * rtt / 1000.0)
+                    idle_s = sum(x for x in waits if rtt and
+                                 x >= 0.75 * rtt / 1000.0)
+                    log("trace %-9s rtt %2d %-13s wall %5.2f s cpu %5.2f s "
+                        "fsync %4d idle-rtt %3d (%.2f s)" % (
+                            sc, rtt, name, cpu[0], cpu[1], fs, idle, idle_s))
 
 
 def memtest():

@@ -82,6 +82,10 @@ assert_eq "$(grep -E 'O_CREAT' "$T/trace2" | grep -v '"lock"')" "" \
 cmds=$(dv_commands $U)
 assert_eq "$(grep -Ec ' (EXAMINE|SELECT|UID) ' <<<"$cmds")" 0 \
 	"nothing new: no EXAMINE, SELECT or UID command"
+# two commands in all: LIST with the folders' STATUS (LIST-STATUS), LOGOUT
+assert_eq "$(sed -E 's/^[^ ]+ //' <<<"$cmds")" \
+	'LIST "" "*" RETURN (STATUS (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ))
+LOGOUT' "nothing new: LIST-STATUS and LOGOUT only"
 
 # --- run 3: one new message in A: only A is examined ---
 crlf_msg "$T/src/a4" "Subject: a 4" "Message-ID: <a4@rt>" "" "a 4"

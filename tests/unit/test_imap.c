@@ -957,6 +957,48 @@ static void test_status(void)
 	peer_free(&p);
 }
 
+/* LIST-STATUS: the STATUS answers that came with LIST are used; only the
+ * folder without one is asked. */
+static void test_list_status(void)
+{
+	static const struct step sc[] = {
+		CAPA_STEP("IMAP4rev1 CONDSTORE LIST-STATUS"),
+		{ "LIST \"\" \"*\" RETURN (STATUS (UIDVALIDITY UIDNEXT "
+		  "MESSAGES HIGHESTMODSEQ))",
+		  "* LIST () \"/\" INBOX\r\n"
+		  "* STATUS INBOX (MESSAGES 4 UIDNEXT 9 UIDVALIDITY 77 "
+		  "HIGHESTMODSEQ 123)\r\n"
+		  "* LIST () \"/\" \"Sent\"\r\n"
+		  "* STATUS \"Sent\" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 5 "
+		  "HIGHESTMODSEQ 6)\r\n"
+		  "* LIST (\\Noselect) \"/\" Other\r\n%T OK done\r\n", 0 },
+		{ "STATUS \"Other\" (UIDVALIDITY UIDNEXT MESSAGES "
+		  "HIGHESTMODSEQ)", "%T NO [NONEXISTENT] no\r\n", 0 },
+	};
+	static const char *const names[] = { "Sent", "Other", "INBOX" };
+	struct ms_folder_status v[3];
+	struct log l = { .n = 0 };
+	struct peer p;
+	struct ms_err e;
+	struct ms_source *s = start(&p, sc, NSTEPS(sc), &e);
+	int rc;
+
+	rc = ms_imap_source.list(s, folder_cb, &l, &e);
+	T_EQ_STR(l.s, "INBOX|/|0;Sent|/|0;Other|/|1;",
+		 "list-status: the folders");
+	memset(v, 0xff, sizeof v);
+	rc = ms_imap_source.status(s, names, 3, status_cb, v, &e);
+	T_EQ_INT(rc, 0, "list-status: rc");
+	T_OK(v[0].uidvalidity == 5 && v[0].uidnext == 3 && v[0].exists == 2 &&
+	     v[0].highestmodseq == 6, "list-status: Sent from the LIST");
+	T_OK(v[2].uidvalidity == 77 && v[2].uidnext == 9 &&
+	     v[2].highestmodseq == 123, "list-status: INBOX from the LIST");
+	T_EQ_INT(v[1].uidvalidity, 0, "list-status: Other asked, NO");
+	finish(&p, s, 0);
+	T_EQ_STR(p.err, "", "list-status: only Other's STATUS sent");
+	peer_free(&p);
+}
+
 int main(void)
 {
 	/* close() sends LOGOUT without waiting: the peer's answer may meet
@@ -966,6 +1008,7 @@ int main(void)
 	test_select();
 	test_select_ids();
 	test_status();
+	test_list_status();
 	test_search();
 	test_fetch();
 	test_fetch_bad();
