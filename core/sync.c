@@ -119,7 +119,12 @@ static int sink_end(void *ctx, const struct ms_msg *m, struct ms_err *e)
 	 * chunk is made durable (same order: store, then state) */
 	if (fr->stream_commit && ++fr->uncommitted >= CHUNK_MSGS) {
 		fr->uncommitted = 0;
-		return commit_chunk(fr, e);
+		/* a failed commit stops the fetch (and the connection, whose
+		 * answers are still coming), never just this message */
+		if ((rc = commit_chunk(fr, e)) < 0 &&
+		    e->scope < MS_SCOPE_FOLDER)
+			e->scope = MS_SCOPE_FOLDER;
+		return rc;
 	}
 	return 0;
 }

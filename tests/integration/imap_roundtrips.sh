@@ -106,4 +106,28 @@ run_ms -c "$CFG"
 assert_eq "$RC" 0 "B's state lost: exits 0"
 assert_eq "$(md_count "$M/B")" 2 "B's state lost: no duplicate"
 
+# --- a commit inside the stream fails: EIO from the 100th fsync (within
+# INBOX's first 200 files, while later FETCHes are in flight) ---
+M2=$T/Mail2
+CFG2=$T/ms2.ini
+ms_write_config "$CFG2" rt2 imaps "maildir:$M2" 'folders=INBOX'
+ms_strace -f -qq -o /dev/null -e trace=fsync \
+	-e inject=fsync:error=EIO:when=100 \
+	"$MAILSYNC" -c "$CFG2" >"$T/out" 2>"$T/err"
+RC=$?
+assert_eq "$RC" 74 "fsync EIO inside the stream: exit 74"
+assert_match "$(cat "$T/err")" "Input/output error" "fsync EIO: says so"
+n=$(md_count "$M2/INBOX")
+assert_eq "$([ "$n" -lt 200 ] && echo fewer)" fewer \
+	"fsync EIO: the failed chunk is not kept ($n files)"
+run_ms -c "$CFG2"
+assert_eq "$RC" 0 "after EIO: the next run exits 0"
+assert_eq "$(md_count "$M2/INBOX")" 450 "after EIO: all 450 stored, no duplicate"
+bad=0
+for uid in 1 99 100 101 200 450; do
+	f=$(md_file "$M2/INBOX" $uid) || { bad=$((bad + 1)); continue; }
+	dv_body $U INBOX $uid | crlf_to_lf | cmp -s - "$f" || bad=$((bad + 1))
+done
+assert_eq "$bad" 0 "after EIO: messages around the failure byte-identical"
+
 t_done
