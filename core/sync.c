@@ -53,10 +53,6 @@ static int sink_begin(void *ctx, const struct ms_msg *m, uint64_t len,
 	const struct ms_account *a = fr->ar->a;
 	int rc;
 
-	/* the previous folder's last commit, now that this folder's FETCH
-	 * is in flight */
-	if (fr->ar->parked)
-		ms_sync_unpark(fr->ar);
 	fr->cur = NULL;
 	fr->cur_len = len;
 	fr->cur_req = *m;
@@ -196,7 +192,7 @@ static int commit_chunk(struct ms_folder_run *fr, struct ms_err *e)
  * send the next folder's EXAMINE + UID SEARCH before the last commit, so
  * its answers travel while we fsync.
  */
-static int preselect_next(struct ms_folder_run *fr)
+static void preselect_next(struct ms_folder_run *fr)
 {
 	struct acct_run *ar = fr->ar;
 	const char *next;
@@ -206,12 +202,10 @@ static int preselect_next(struct ms_folder_run *fr)
 	    ar->a->policy != MS_POLICY_KEEP || ar->a->mirror != MS_MIRROR_NO ||
 	    ar->o->dry_run || ms_sync_stopped(fr) ||
 	    !(next = ar->next_select(ar)))
-		return 0;
+		return;
 	ms_err_clear(&pe);
-	if (ar->sess.ops->preselect(ar->sess.src, next, 0, &pe) == 0)
-		return 1;
-	ms_log(MS_LOG_DEBUG, "%s: %s", ar->a->name, pe.msg);
-	return 0;
+	if (ar->sess.ops->preselect(ar->sess.src, next, 0, &pe) < 0)
+		ms_log(MS_LOG_DEBUG, "%s: %s", ar->a->name, pe.msg);
 }
 
 /* Fetch msgs[0..n) committing every CHUNK_MSGS messages.  IMAP keeps
@@ -241,12 +235,8 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 		fr->stream_commit = 0;
 		if (fr->cur)
 			sink_abort(fr);
-		/* the next folder's EXAMINE is out: its FETCH will be in
-		 * flight while this last chunk is committed (ms_sync_park) */
-		if (rc == 0 && stream && preselect_next(fr)) {
-			fr->parked = 1;
-			break;
-		}
+		if (rc == 0 && stream)
+			preselect_next(fr);
 		/* commit what was finished even when the fetch failed */
 		ms_err_clear(&ce);
 		crc = commit_chunk(fr, &ce);
@@ -259,50 +249,6 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 		}
 	}
 	return rc;
-}
-
-int ms_sync_park(struct ms_folder_run *fr, struct ms_err *e)
-{
-	struct ms_folder_run *h;
-	int rc;
-
-	if (!fr->parked)
-		return 0;
-	if (fr->ar->parked || !(h = malloc(sizeof *h))) {
-		fr->parked = 0; /* cannot wait: do it now */
-		if ((rc = commit_chunk(fr, e)) < 0)
-			return rc;
-		return ms_sync_folder_finish(fr, e);
-	}
-	*h = *fr;
-	fr->ar->parked = h;
-	fr->sf = NULL;
-	fr->state = NULL;
-	return 0;
-}
-
-void ms_sync_unpark(struct acct_run *ar)
-{
-	struct ms_folder_run *fr = ar->parked;
-	struct ms_err e;
-	int rc;
-
-	if (!fr)
-		return;
-	ar->parked = NULL;
-	ms_err_clear(&e);
-	fr->parked = 0;
-	if ((rc = commit_chunk(fr, &e)) == 0)
-		rc = ms_sync_folder_finish(fr, &e);
-	if (rc < 0 && !ar->parked_rc) {
-		ar->parked_rc = rc;
-		ar->parked_err = e;
-		ar->parked_local = fr->local;
-	} else if (rc == 0) {
-		ar->st->folders++;
-	}
-	ms_sync_folder_close(fr);
-	free(fr);
 }
 
 /* ---- deletion ---- */

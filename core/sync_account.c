@@ -47,13 +47,6 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 		goto out;
 	if (ar->a->proto == MS_PROTO_IMAP) {
 		rc = ms_sync_imap_folder(&fr, fe);
-		if (rc == 0 && fr.parked) {
-			rc = ms_sync_park(&fr, fe);
-			if (rc == 0 && !fr.state) {
-				ms_sync_folder_close(&fr);
-				return 0; /* counted by ms_sync_unpark */
-			}
-		}
 		goto out;
 	}
 	rc = ms_sync_pop3_folder(&fr, fe);
@@ -164,21 +157,6 @@ static const char *next_select(struct acct_run *ar)
 	return NULL;
 }
 
-/* Finish a parked folder (if still parked) and report its failure. */
-static void parked_done(struct acct_run *ar, unsigned long *failed,
-			int *worst, struct ms_err *e)
-{
-	ms_sync_unpark(ar);
-	if (!ar->parked_rc)
-		return;
-	(*failed)++;
-	*worst = ms_err_worse(*worst, ar->parked_rc);
-	report_folder(ar, ar->parked_local, ar->parked_rc, &ar->parked_err);
-	if (*failed == 1)
-		*e = ar->parked_err;
-	ar->parked_rc = 0;
-}
-
 static int run_folders(struct acct_run *ar, struct ms_err *e)
 {
 	struct ms_lfolders lf;
@@ -212,8 +190,6 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 		nx.k = k;
 		rc = sync_one(ar, f->raw, f->local,
 			      sel.have ? &sel.st[k] : NULL, &fe);
-		if (ar->parked_rc || (ar->parked && ar->parked->raw != f->raw))
-			parked_done(ar, &failed, &worst, e);
 		if (rc == 0)
 			continue;
 		failed++;
@@ -228,7 +204,6 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 			*e = fe;
 	}
 	rc = 0;
-	parked_done(ar, &failed, &worst, e);
 out:
 	ar->next_select = NULL;
 	ar->next_ctx = NULL;

@@ -288,8 +288,7 @@ int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e)
 	fr->would_delete = fr->ar->o->dry_run ? p.ndel : 0;
 	if ((rc = ms_sync_imap_mirror(fr, &p.server, e)) < 0)
 		goto out;
-	/* parked: the last commit, then the finish, come later */
-	if (!fr->parked && (rc = ms_sync_folder_finish(fr, e)) < 0)
+	if ((rc = ms_sync_folder_finish(fr, e)) < 0)
 		goto out;
 	if (fr->fs.uidvalidity == 0 && a->policy != MS_POLICY_KEEP)
 		rc = ms_err_set(e, MS_EPROTO, "server gives no UIDVALIDITY: "

@@ -29,12 +29,6 @@ struct acct_run {
 	/* IMAP: the next folder this run will select, or NULL */
 	const char *(*next_select)(struct acct_run *ar);
 	void *next_ctx;
-	/* IMAP keep: a folder whose last commit waits until the next
-	 * folder's FETCH is in flight (ms_sync_unpark), and its failure */
-	struct ms_folder_run *parked;
-	int parked_rc;
-	struct ms_err parked_err;
-	const char *parked_local;
 };
 
 struct ms_folder_run {
@@ -67,7 +61,6 @@ struct ms_folder_run {
 	int stream_commit;           /* commit every CHUNK_MSGS in sink_end */
 	unsigned long uncommitted;   /* finished since the last commit */
 	int last_fetch;              /* IMAP: the folder's last ms_sync_fetch */
-	int parked;                  /* last commit and finish still to do */
 	char msgname[128];
 
 	/* POP3: deletions sent, committed by QUIT */
@@ -88,13 +81,6 @@ int ms_sync_reconcile(struct ms_folder_run *fr,
 		      int (*want)(void *ctx, const struct ms_msg *m),
 		      void *ctx, struct ms_err *e);
 int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e);
-/* fr->parked: hand the folder (its store and state) to ar->parked, to be
- * committed and finished by ms_sync_unpark; fr is left empty.  0, or the
- * result of committing now when that is not possible. */
-int ms_sync_park(struct ms_folder_run *fr, struct ms_err *e);
-/* Commit and finish the parked folder, if any; a failure is kept in
- * ar->parked_rc / parked_err / parked_local for the driver to report. */
-void ms_sync_unpark(struct acct_run *ar);
 /* The two halves of ms_sync_folder_open. */
 int ms_sync_state_open(struct ms_folder_run *fr, struct ms_err *e);
 int ms_sync_store_open(struct ms_folder_run *fr, struct ms_err *e);
