@@ -69,6 +69,13 @@ scenario() {
 	esac
 	seed "$u" "$T/m7" "$T/m8"
 	want=$(server_set "$u")
+	if [ "$loss" = some ]; then
+		run_ms -n -c "$D/c.ini"
+		assert_eq "$RC $(head -1 <<<"$ERR")" "0 mailsync: $acct/INBOX: $miss $WARN" "$name: dry run: the same warning"
+		assert_match "$(sed 1d <<<"$ERR")" "^mailsync: $acct/INBOX: would fetch 4 \\([0-9]+ bytes\\), would delete 0\$" \
+			"$name: dry run: would fetch the lost two and the new two, would delete none"
+		assert_eq "$(dv_count "$u" INBOX) $(md_count "$path")" "8 4" "$name: dry run changes nothing"
+	fi
 	dv_rawlog_clear "$u"
 	run_ms -c "$D/c.ini"
 	assert_eq "$RC" 0 "$name: run after the loss exits 0"
