@@ -37,6 +37,10 @@ int imap_fatal(struct ms_source *s, int rc, struct ms_err *e)
 
 int imap_usable(struct ms_source *s, int need_selected, struct ms_err *e)
 {
+	int rc;
+
+	if ((s->pre_tag || s->ids_tag) && (rc = imap_drain(s, e)))
+		return rc;
 	if (s->dead)
 		return imap_fatal(s, ms_err_set(e, MS_ETEMP,
 			"IMAP connection unusable after an earlier error"), e);
@@ -258,19 +262,16 @@ int imap_cmd_error(struct ms_source *s, const struct imap_resp *r,
 	return rc;
 }
 
-/* Send one command and read until its tagged answer.  fn sees every
+/* Read until the tagged answer to tag (already sent).  fn sees every
  * untagged response first (returns 1 when it consumed it). */
-int imap_run(struct ms_source *s, const char *line, const char *what,
-	     imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
-	     struct ms_err *e)
+int imap_wait(struct ms_source *s, unsigned tag, const char *what,
+	      imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
+	      struct ms_err *e)
 {
 	struct imap_resp r;
-	unsigned tag;
 	unsigned long n = 0;
 	int rc;
 
-	if ((rc = imap_queue(s, line, &tag, e)) || (rc = imap_flush(s, e)))
-		return rc;
 	for (;;) {
 		if ((rc = imap_resp(s, &r, e)))
 			return rc;
@@ -299,10 +300,69 @@ int imap_run(struct ms_source *s, const char *line, const char *what,
 	}
 }
 
+/* Send one command and read until its tagged answer. */
+int imap_run(struct ms_source *s, const char *line, const char *what,
+	     imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
+	     struct ms_err *e)
+{
+	unsigned tag;
+	int rc;
+
+	if ((rc = imap_queue(s, line, &tag, e)) || (rc = imap_flush(s, e)))
+		return rc;
+	return imap_wait(s, tag, what, fn, ctx, max_untagged, e);
+}
+
+/*
+ * Answers to commands sent ahead (imap_preselect, or an EXAMINE + UID
+ * SEARCH whose SEARCH nobody read) that no one will use: read and drop
+ * them.  A pending SELECT/EXAMINE changed the server's selection, so
+ * nothing counts as selected afterwards.
+ */
+int imap_drain(struct ms_source *s, struct ms_err *e)
+{
+	unsigned last = s->ids_tag ? s->ids_tag : s->pre_tag;
+	struct imap_resp r;
+	unsigned long n = 0;
+	int rc = 0;
+
+	if (!last)
+		return 0;
+	if (s->pre_tag) {
+		s->selected = 0;
+		s->exists = 0;
+	}
+	s->pre_tag = s->ids_tag = 0;
+	free(s->pre_name);
+	s->pre_name = NULL;
+	if (s->dead)
+		return 0;
+	s->p.max_line = IMAP_SEARCH_MAX_LINE;
+	s->p.max_token = IMAP_SEARCH_MAX_TOKEN;
+	for (;;) {
+		if ((rc = imap_resp(s, &r, e)))
+			break;
+		if (r.kind == MS_IMAP_TAGGED && r.tag == last)
+			break;
+		if (r.kind == MS_IMAP_CONTINUE ||
+		    (r.kind == MS_IMAP_TAGGED && (!r.tag || r.tag > last)) ||
+		    ++n > IMAP_MAX_UNTAGGED_BIG) {
+			rc = imap_fatal(s, ms_err_set(e, MS_EPROTO,
+				"IMAP: unexpected response \"%s\"", s->p.ex),
+				e);
+			break;
+		}
+		if (r.kind != MS_IMAP_TAGGED && (rc = imap_untagged(s, &r, e)))
+			break;
+	}
+	s->p.max_line = MS_IMAP_MAX_LINE_DEFAULT;
+	s->p.max_token = MS_IMAP_MAX_TOKEN_DEFAULT;
+	return rc;
+}
+
 /* ---- open / CAPABILITY ---- */
 
-static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
-		  struct ms_err *e)
+static unsigned cap_bit(const char *w, size_t n)
 {
 	static const struct { const char *n; unsigned bit; } caps[] = {
 		{ "IMAP4rev1", IMAP_CAP_IMAP4REV1 },
@@ -318,23 +378,51 @@ static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
 		{ "X-GM-EXT-1", IMAP_CAP_XGMEXT1 },
 		{ "LIST-EXTENDED", IMAP_CAP_LISTEXTENDED },
 	};
-	struct ms_imap_tok t;
 	size_t i;
+
+	for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
+		if (strlen(caps[i].n) == n && !strncasecmp(w, caps[i].n, n))
+			return caps[i].bit;
+	return 0;
+}
+
+static int cap_fn(struct ms_source *s, struct imap_resp *r, void *ctx,
+		  struct ms_err *e)
+{
+	struct ms_imap_tok t;
 	int rc;
 
 	(void)ctx;
 	if (r->has_num || strcmp(r->name, "CAPABILITY"))
 		return 0;
 	s->caps = 0;
-	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END) {
-		if (t.type != MS_IMAP_T_ATOM)
-			continue;
-		for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
-			if (!strcasecmp(t.s, caps[i].n))
-				s->caps |= caps[i].bit;
-	}
+	while (!(rc = imap_tok(s, &t, e)) && t.type != MS_IMAP_T_END)
+		if (t.type == MS_IMAP_T_ATOM)
+			s->caps |= cap_bit(t.s, t.n);
 	r->done = 1;
 	return rc ? rc : 1;
+}
+
+/* The capabilities libcurl saw with the login's tagged OK, if any: one
+ * round trip less than asking again. */
+static int caps_from_login(struct ms_source *s)
+{
+	const char *p = ms_net_login_caps(s->net);
+	size_t n;
+
+	if (!p)
+		return 0;
+	s->caps = 0;
+	while (*p) {
+		n = strcspn(p, " ");
+		s->caps |= cap_bit(p, n);
+		p += n;
+		p += strspn(p, " ");
+	}
+	if (ms_log_enabled(MS_LOG_DEBUG))
+		ms_log(MS_LOG_DEBUG, "IMAP: capabilities from the login: %s",
+		       ms_net_login_caps(s->net));
+	return 1;
 }
 
 static int imap_open(struct ms_source **out, struct ms_net *net,
@@ -357,8 +445,9 @@ static int imap_open(struct ms_source **out, struct ms_net *net,
 	ms_buf_init(&s->out, 0);
 	ms_buf_init(&s->code, 0);
 	ms_buf_init(&s->text, 0);
-	rc = imap_run(s, "CAPABILITY", "CAPABILITY", cap_fn, NULL,
-		     IMAP_MAX_UNTAGGED, e);
+	rc = caps_from_login(s) ? 0 : imap_run(s, "CAPABILITY", "CAPABILITY",
+					      cap_fn, NULL,
+					      IMAP_MAX_UNTAGGED, e);
 	if (!rc && !(s->caps & IMAP_CAP_IMAP4REV1))
 		ms_log(MS_LOG_WARN, "IMAP server does not announce IMAP4rev1");
 	if (rc) {
@@ -380,6 +469,7 @@ struct list_ctx {
 	int cbrc;
 	struct ms_err cberr;
 	struct ms_buf name;
+	int lstatus;     /* RETURN (STATUS ...) asked */
 };
 
 static int list_attrs(struct ms_source *s, unsigned *attrs, struct ms_err *e)
@@ -430,6 +520,8 @@ static int list_fn(struct ms_source *s, struct imap_resp *r, void *vctx,
 	struct ms_imap_tok t;
 	int rc;
 
+	if (!r->has_num && !strcmp(r->name, "STATUS") && c->lstatus)
+		return imap_lstatus_fn(s, r, &c->name, e);
 	if (r->has_num || strcmp(r->name, "LIST"))
 		return 0;
 	if (++c->n > MAX_FOLDERS)
@@ -467,26 +559,44 @@ static int imap_list(struct ms_source *s, ms_folder_cb cb, void *ctx,
 		     struct ms_err *e)
 {
 	struct list_ctx c = { .cb = cb, .ctx = ctx };
-	int rc;
+	struct ms_buf cmd;
+	int rc, special;
 
 	if ((rc = imap_usable(s, 0, e)))
 		return rc;
 	ms_buf_init(&c.name, MS_IMAP_MAX_TOKEN_DEFAULT);
+	ms_buf_init(&cmd, 0);
 	ms_err_clear(&c.cberr);
+	imap_lstatus_clear(s);
 	/* RFC 6154: with SPECIAL-USE the server returns \\All, \\Sent...
 	 * when asked with the RETURN option of extended LIST (RFC 5258;
 	 * erratum 5581: SPECIAL-USE alone may not imply LIST-EXTENDED, so
 	 * both are required).  Gmail and Dovecot also put them in a plain
-	 * LIST, which is all we send to other servers. */
-	rc = imap_run(s, (s->caps & IMAP_CAP_SPECIALUSE) &&
-			 (s->caps & IMAP_CAP_LISTEXTENDED) ?
-		     "LIST \"\" \"*\" RETURN (SPECIAL-USE)" : "LIST \"\" \"*\"",
-		     "LIST", list_fn, &c,
-		     MAX_FOLDERS + 1000, e);
+	 * LIST, which is all we send to other servers.  LIST-STATUS (RFC
+	 * 5819): the folders' STATUS in the same round trip. */
+	special = (s->caps & IMAP_CAP_SPECIALUSE) &&
+		  (s->caps & IMAP_CAP_LISTEXTENDED);
+	c.lstatus = !!(s->caps & IMAP_CAP_LISTSTATUS);
+	if ((rc = ms_buf_adds(&cmd, "LIST \"\" \"*\"", e)) ||
+	    ((special || c.lstatus) &&
+	     (rc = ms_buf_adds(&cmd, " RETURN (", e))) ||
+	    (special && (rc = ms_buf_adds(&cmd, c.lstatus ? "SPECIAL-USE " :
+					  "SPECIAL-USE", e))) ||
+	    (c.lstatus &&
+	     ((rc = ms_buf_adds(&cmd, "STATUS", e)) ||
+	      (rc = ms_buf_adds(&cmd, imap_status_items(s), e)))) ||
+	    ((special || c.lstatus) && (rc = ms_buf_adds(&cmd, ")", e))))
+		goto out;
+	rc = imap_run(s, cmd.s, "LIST", list_fn, &c, 2 * MAX_FOLDERS + 1000,
+		      e);
+	if (!rc && c.lstatus)
+		imap_lstatus_done(s);
 	if (!rc && c.cbrc) {
 		*e = c.cberr;
 		rc = c.cbrc;
 	}
+out:
+	ms_buf_free(&cmd);
 	ms_buf_free(&c.name);
 	return rc;
 }
@@ -571,16 +681,45 @@ int imap_add_quoted(struct ms_buf *b, const char *name, struct ms_err *e)
 	return rc ? rc : ms_buf_addc(b, '"', e);
 }
 
-static int imap_select(struct ms_source *s, const char *name, int rw,
-		       struct ms_folder_status *st, struct ms_err *e)
+static int queue_select(struct ms_source *s, const char *name, int rw,
+			unsigned *tag, struct ms_err *e)
 {
 	struct ms_buf cmd;
 	int rc;
 
-	memset(st, 0, sizeof *st);
-	if ((rc = imap_usable(s, 0, e)))
-		return rc;
 	ms_buf_init(&cmd, 64 * 1024);
+	if (!(rc = ms_buf_adds(&cmd, (rw & MS_SELECT_RW) ? "SELECT "
+						       : "EXAMINE ", e)) &&
+	    !(rc = imap_add_quoted(&cmd, name, e)) &&
+	    !((s->caps & IMAP_CAP_CONDSTORE) &&
+	      (rc = ms_buf_adds(&cmd, " (CONDSTORE)", e))) &&
+	    !(rc = imap_queue(s, cmd.s, tag, e)) && (rw & MS_SELECT_IDS) &&
+	    !(rc = imap_queue(s, imap_search_cmd(s, "ALL"), &s->ids_tag, e)))
+		rc = imap_flush(s, e);
+	else if (!rc)
+		rc = imap_flush(s, e);
+	ms_buf_free(&cmd);
+	return rc;
+}
+
+static int imap_select(struct ms_source *s, const char *name, int rw,
+		       struct ms_folder_status *st, struct ms_err *e)
+{
+	const char *what = (rw & MS_SELECT_RW) ? "SELECT" : "EXAMINE";
+	unsigned tag = 0;
+	int rc;
+
+	memset(st, 0, sizeof *st);
+	if (s->pre_tag && s->pre_name && !s->dead &&
+	    !strcmp(s->pre_name, name) &&
+	    s->pre_rw == (rw & MS_SELECT_RW) && (rw & MS_SELECT_IDS)) {
+		tag = s->pre_tag; /* sent by imap_preselect */
+		s->pre_tag = 0;
+		free(s->pre_name);
+		s->pre_name = NULL;
+	} else if ((rc = imap_usable(s, 0, e))) {
+		return rc;
+	}
 	free(s->folder);
 	s->selected = 0;
 	s->exists = 0;
@@ -588,46 +727,67 @@ static int imap_select(struct ms_source *s, const char *name, int rw,
 		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
 		goto out;
 	}
-	if ((rc = ms_buf_adds(&cmd, rw ? "SELECT " : "EXAMINE ", e)) ||
-	    (rc = imap_add_quoted(&cmd, name, e)) ||
-	    ((s->caps & IMAP_CAP_CONDSTORE) &&
-	     (rc = ms_buf_adds(&cmd, " (CONDSTORE)", e))))
+	if (!tag && (rc = queue_select(s, name, rw, &tag, e)))
 		goto out;
-	rc = imap_run(s, cmd.s, rw ? "SELECT" : "EXAMINE", select_fn, st,
-		     IMAP_MAX_UNTAGGED, e);
+	rc = imap_wait(s, tag, what, select_fn, st, IMAP_MAX_UNTAGGED, e);
 	if (rc)
 		goto out;
-	st->readwrite = rw && strncasecmp(s->code.s, "READ-ONLY", 9);
+	st->readwrite = (rw & MS_SELECT_RW) &&
+			strncasecmp(s->code.s, "READ-ONLY", 9);
 	s->selected = 1;
 	s->readwrite = st->readwrite;
 	s->uidvalidity = st->uidvalidity;
 	s->exists = st->exists;
 out:
+	if (rc && s->ids_tag) { /* the SEARCH's answer is of no use */
+		struct ms_err de;
+		imap_drain(s, &de);
+	}
 	if (rc && e->code == MS_EPROTO && e->scope < MS_SCOPE_FOLDER)
 		e->scope = MS_SCOPE_FOLDER;
-	ms_buf_free(&cmd);
 	return rc;
+}
+
+static int imap_preselect(struct ms_source *s, const char *name, int rw,
+			  struct ms_err *e)
+{
+	unsigned tag;
+	int rc;
+
+	if ((rc = imap_usable(s, 0, e)))
+		return rc;
+	if (!(s->pre_name = strdup(name)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	/* the server will have left the current folder */
+	s->selected = 0;
+	if ((rc = queue_select(s, name, (rw & MS_SELECT_RW) | MS_SELECT_IDS,
+			       &tag, e))) {
+		free(s->pre_name);
+		s->pre_name = NULL;
+		s->ids_tag = 0;
+		return rc;
+	}
+	s->pre_tag = tag;
+	s->pre_rw = rw & MS_SELECT_RW;
+	return 0;
 }
 
 /* ---- close ---- */
 
 static int imap_close(struct ms_source *s, int commit, struct ms_err *e)
 {
-	struct imap_resp r;
-	unsigned tag, i;
+	unsigned tag;
 
 	(void)e;
 	if (!s)
 		return 0;
 	if (commit && !s->dead) {
+		/* nothing the answer could say changes what is done: every
+		 * command before was answered; send it and go */
 		struct ms_err e2;
 		s->in_logout = 1;
-		if (!imap_queue(s, "LOGOUT", &tag, &e2) && !imap_flush(s, &e2))
-			for (i = 0; i < 1000; i++)
-				if (imap_resp(s, &r, &e2) ||
-				    imap_skip(s, &r, &e2) ||
-				    (r.kind == MS_IMAP_TAGGED && r.tag == tag))
-					break;
+		if (!imap_queue(s, "LOGOUT", &tag, &e2))
+			imap_flush(s, &e2);
 	}
 	ms_net_close(s->net);
 	ms_imap_parse_free(&s->p);
@@ -635,6 +795,8 @@ static int imap_close(struct ms_source *s, int commit, struct ms_err *e)
 	ms_buf_free(&s->code);
 	ms_buf_free(&s->text);
 	free(s->folder);
+	free(s->pre_name);
+	imap_lstatus_clear(s);
 	free(s->rbuf);
 	free(s);
 	return 0;
@@ -645,6 +807,7 @@ const struct ms_source_ops ms_imap_source = {
 	.open = imap_open,
 	.list = imap_list,
 	.select = imap_select,
+	.preselect = imap_preselect,
 	.ids = imap_ids,
 	.meta = imap_meta,
 	.older_than = imap_older_than,

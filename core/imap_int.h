@@ -29,6 +29,8 @@
 #define IMAP_RBUF (256u * 1024)   /* receive buffer */
 #define IMAP_MAX_UNTAGGED_BIG 10000000ul /* fetch, search, flags */
 #define IMAP_MAX_UNTAGGED 100000ul       /* everything else */
+#define IMAP_SEARCH_MAX_LINE ((size_t)256 << 20)
+#define IMAP_SEARCH_MAX_TOKEN ((size_t)128 << 20)
 
 enum imap_status { IMAP_OK = 1, IMAP_NO, IMAP_BAD, IMAP_BYE, IMAP_PREAUTH };
 
@@ -48,6 +50,21 @@ struct ms_source {
 	uint32_t exists;
 	struct ms_buf out;           /* queued commands */
 	struct ms_buf code, text;    /* of the last status response */
+	unsigned ids_tag;            /* UID SEARCH sent, answer not read */
+	unsigned pre_tag;            /* SELECT/EXAMINE sent ahead (pre_name) */
+	char *pre_name;              /* owned */
+	int pre_rw;
+	char search_cmd[200];        /* imap_search_cmd's result */
+	/* LIST-STATUS (RFC 5819): the STATUS answers that came with LIST,
+	 * sorted by name; used by imap_status_many instead of asking */
+	struct imap_lstatus *lst;
+	size_t nlst, caplst;
+	int lst_valid;
+};
+
+struct imap_lstatus {
+	char *name;
+	struct ms_folder_status st;
 };
 
 /* The head of one response, read by imap_resp(). */
@@ -76,6 +93,14 @@ typedef int (*imap_untagged_fn)(struct ms_source *s, struct imap_resp *r,
 int imap_run(struct ms_source *s, const char *line, const char *what,
 	     imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
 	     struct ms_err *e);
+/* Read until the tagged answer to tag (sent before), like imap_run. */
+int imap_wait(struct ms_source *s, unsigned tag, const char *what,
+	      imap_untagged_fn fn, void *ctx, unsigned long max_untagged,
+	      struct ms_err *e);
+/* Read and drop the answers to commands sent ahead (ids_tag, pre_tag). */
+int imap_drain(struct ms_source *s, struct ms_err *e);
+/* "UID SEARCH [RETURN (ALL)] criteria" (in s->search_cmd). */
+const char *imap_search_cmd(struct ms_source *s, const char *criteria);
 /* "m12" -> 12; 0 when not one of our tags. */
 unsigned imap_our_tag(const char *tag);
 
@@ -117,6 +142,15 @@ int imap_astring(struct ms_source *s, struct ms_buf *b, struct ms_err *e);
 int imap_add_quoted(struct ms_buf *b, const char *name, struct ms_err *e);
 int imap_status_many(struct ms_source *s, const char *const *names, size_t n,
 		     ms_status_fn cb, void *ctx, struct ms_err *e);
+/* The STATUS items to ask for (with the leading space). */
+const char *imap_status_items(const struct ms_source *s);
+/* "* STATUS name (items)" after imap_resp: keep it in s->lst (LIST-STATUS);
+ * returns 1 (consumed) or < 0. */
+int imap_lstatus_fn(struct ms_source *s, struct imap_resp *r,
+		    struct ms_buf *name, struct ms_err *e);
+void imap_lstatus_clear(struct ms_source *s);
+/* Sort s->lst and mark it valid. */
+void imap_lstatus_done(struct ms_source *s);
 
 int imap_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
 	     struct ms_err *e);

@@ -86,12 +86,83 @@ static int status_fn(struct ms_source *s, struct imap_resp *r,
 	return 1;
 }
 
+const char *imap_status_items(const struct ms_source *s)
+{
+	return (s->caps & IMAP_CAP_CONDSTORE)
+		? " (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)"
+		: " (UIDVALIDITY UIDNEXT MESSAGES)";
+}
+
+/* ---- LIST-STATUS: answers that came with LIST ---- */
+
+void imap_lstatus_clear(struct ms_source *s)
+{
+	for (size_t i = 0; i < s->nlst; i++)
+		free(s->lst[i].name);
+	free(s->lst);
+	s->lst = NULL;
+	s->nlst = s->caplst = 0;
+	s->lst_valid = 0;
+}
+
+int imap_lstatus_fn(struct ms_source *s, struct imap_resp *r,
+		    struct ms_buf *name, struct ms_err *e)
+{
+	struct ms_folder_status tmp;
+	struct imap_lstatus *v;
+	int rc;
+
+	memset(&tmp, 0, sizeof tmp);
+	if ((rc = imap_astring(s, name, e)) ||
+	    (rc = status_items(s, &tmp, e)) || (rc = imap_skip(s, r, e))) {
+		if (rc == -1)
+			rc = imap_fatal(s, ms_err_set(e, MS_EPROTO,
+				"IMAP: malformed STATUS response \"%s\"",
+				s->p.ex), e);
+		return rc;
+	}
+	if (memchr(name->s, '\0', name->len))
+		return 1;
+	if (s->nlst == s->caplst) {
+		size_t nc = s->caplst ? s->caplst * 2 : 32;
+		if (!(v = realloc(s->lst, nc * sizeof *v)))
+			return ms_err_set(e, MS_EINTERNAL, "out of memory");
+		s->lst = v;
+		s->caplst = nc;
+	}
+	if (!(s->lst[s->nlst].name = strdup(name->s)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	s->lst[s->nlst++].st = tmp;
+	return 1;
+}
+
+static int lst_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct imap_lstatus *)a)->name,
+		      ((const struct imap_lstatus *)b)->name);
+}
+
+void imap_lstatus_done(struct ms_source *s)
+{
+	if (s->nlst)
+		qsort(s->lst, s->nlst, sizeof *s->lst, lst_cmp);
+	s->lst_valid = 1;
+}
+
+static const struct imap_lstatus *lst_find(const struct ms_source *s,
+					   const char *name)
+{
+	struct imap_lstatus key = { .name = (char *)name };
+
+	if (!s->lst_valid || !s->nlst)
+		return NULL;
+	return bsearch(&key, s->lst, s->nlst, sizeof *s->lst, lst_cmp);
+}
+
 static int queue_all(struct ms_source *s, const char *const *names, size_t n,
 		     unsigned *first, struct ms_err *e)
 {
-	const char *items = (s->caps & IMAP_CAP_CONDSTORE)
-		? " (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)"
-		: " (UIDVALIDITY UIDNEXT MESSAGES)";
+	const char *items = imap_status_items(s);
 	struct ms_buf cmd;
 	unsigned tag;
 	int rc = 0;
@@ -144,7 +215,9 @@ int imap_status_many(struct ms_source *s, const char *const *names, size_t n,
 		     ms_status_fn cb, void *ctx, struct ms_err *e)
 {
 	struct status_run sr;
-	struct ms_folder_status *all;
+	struct ms_folder_status *all, *ask_st = NULL;
+	const char **ask = NULL;
+	size_t *ask_i = NULL, nask = 0;
 	unsigned first = 0;
 	int rc = 0;
 
@@ -153,22 +226,43 @@ int imap_status_many(struct ms_source *s, const char *const *names, size_t n,
 	if ((rc = imap_usable(s, 0, e)))
 		return rc;
 	memset(&sr, 0, sizeof sr);
-	if (!(all = calloc(n, sizeof *all)))
-		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	if (!(all = calloc(n, sizeof *all)) ||
+	    !(ask = calloc(n, sizeof *ask)) ||
+	    !(ask_i = calloc(n, sizeof *ask_i)) ||
+	    !(ask_st = calloc(n, sizeof *ask_st))) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	/* what LIST-STATUS answered already is not asked again */
+	for (size_t i = 0; i < n; i++) {
+		const struct imap_lstatus *l = lst_find(s, names[i]);
+		if (l) {
+			all[i] = l->st;
+		} else {
+			ask_i[nask] = i;
+			ask[nask++] = names[i];
+		}
+	}
 	ms_buf_init(&sr.name, 64 * 1024);
 	/* batches keep what the server must buffer for us small: a server
 	 * blocked on a full send buffer stops reading our commands */
-	for (size_t i = 0; i < n && !rc; i += STATUS_BATCH) {
-		sr.n = n - i < STATUS_BATCH ? n - i : STATUS_BATCH;
-		sr.names = names + i;
-		sr.st = all + i;
+	for (size_t i = 0; i < nask && !rc; i += STATUS_BATCH) {
+		sr.n = nask - i < STATUS_BATCH ? nask - i : STATUS_BATCH;
+		sr.names = ask + i;
+		sr.st = ask_st + i;
 		sr.next = 0;
 		if (!(rc = queue_all(s, sr.names, sr.n, &first, e)))
 			rc = read_all(s, &sr, first, e);
 	}
+	for (size_t i = 0; i < nask && !rc; i++)
+		all[ask_i[i]] = ask_st[i];
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = cb(ctx, i, &all[i]);
 	ms_buf_free(&sr.name);
+out:
 	free(all);
+	free(ask);
+	free(ask_i);
+	free(ask_st);
 	return rc;
 }

@@ -17,8 +17,8 @@
 #include <time.h>
 
 #define MAX_SEARCH 10000000ul
-#define SEARCH_MAX_LINE ((size_t)256 << 20)
-#define SEARCH_MAX_TOKEN ((size_t)128 << 20)
+#define SEARCH_MAX_LINE IMAP_SEARCH_MAX_LINE
+#define SEARCH_MAX_TOKEN IMAP_SEARCH_MAX_TOKEN
 #define REMOVE_CHUNK 1000
 
 /* ---- SEARCH / ESEARCH ---- */
@@ -167,24 +167,27 @@ static int search_fn(struct ms_source *s, struct imap_resp *r, void *vctx,
 	return rc ? rc : 1;
 }
 
-static int search(struct ms_source *s, const char *criteria, ms_msg_cb cb,
-		  void *ctx, struct ms_err *e)
+const char *imap_search_cmd(struct ms_source *s, const char *criteria)
+{
+	snprintf(s->search_cmd, sizeof s->search_cmd, "UID SEARCH %s%s",
+		 s->caps & IMAP_CAP_ESEARCH ? "RETURN (ALL) " : "", criteria);
+	return s->search_cmd;
+}
+
+/* Read the answer to the UID SEARCH tagged tag (sent already). */
+static int search_wait(struct ms_source *s, unsigned tag, ms_msg_cb cb,
+		       void *ctx, struct ms_err *e)
 {
 	struct search_ctx c = { .cb = cb, .ctx = ctx };
-	char cmd[200];
 	int rc;
 
-	if ((rc = imap_usable(s, 1, e)))
-		return rc;
 	ms_err_clear(&c.cberr);
 	c.uidvalidity = s->uidvalidity;
-	c.tag = s->tagn + 1;
-	snprintf(cmd, sizeof cmd, "UID SEARCH %s%s",
-		 s->caps & IMAP_CAP_ESEARCH ? "RETURN (ALL) " : "", criteria);
+	c.tag = tag;
 	s->p.max_line = SEARCH_MAX_LINE;
 	s->p.max_token = SEARCH_MAX_TOKEN;
-	rc = imap_run(s, cmd, "UID SEARCH", search_fn, &c,
-		     IMAP_MAX_UNTAGGED, e);
+	rc = imap_wait(s, tag, "UID SEARCH", search_fn, &c,
+		       IMAP_MAX_UNTAGGED, e);
 	s->p.max_line = MS_IMAP_MAX_LINE_DEFAULT;
 	s->p.max_token = MS_IMAP_MAX_TOKEN_DEFAULT;
 	if (!rc && c.cbrc) {
@@ -194,9 +197,30 @@ static int search(struct ms_source *s, const char *criteria, ms_msg_cb cb,
 	return rc;
 }
 
-int imap_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
-		    struct ms_err *e)
+static int search(struct ms_source *s, const char *criteria, ms_msg_cb cb,
+		  void *ctx, struct ms_err *e)
 {
+	unsigned tag;
+	int rc;
+
+	if ((rc = imap_usable(s, 1, e)))
+		return rc;
+	if ((rc = imap_queue(s, imap_search_cmd(s, criteria), &tag, e)) ||
+	    (rc = imap_flush(s, e)))
+		return rc;
+	return search_wait(s, tag, cb, ctx, e);
+}
+
+int imap_ids(struct ms_source *s, ms_msg_cb cb, void *ctx,
+	     struct ms_err *e)
+{
+	unsigned tag = s->ids_tag;
+
+	/* sent with the EXAMINE (MS_SELECT_IDS) and not read yet */
+	if (tag && !s->pre_tag && s->selected && !s->dead) {
+		s->ids_tag = 0;
+		return search_wait(s, tag, cb, ctx, e);
+	}
 	return search(s, "ALL", cb, ctx, e);
 }
 

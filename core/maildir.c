@@ -491,8 +491,9 @@ static int md_msg_finish(struct ms_store_msg *m, const struct ms_msg *meta,
 			ms_log(MS_LOG_DEBUG, "%s: cannot set mtime",
 			       m->tmppath);
 	}
-	/* Start writing the data back now, while the next messages arrive:
-	 * the commit's fsync then mostly finds it done.  Only a hint. */
+	/* start writing the data back now, while the next messages arrive:
+	 * the commit's fsync then has little left to wait for.  A hint
+	 * only; the fsync is what makes it durable. */
 	(void)sync_file_range(m->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (f->nfdpend >= MAX_OPEN_FINISHED) { /* stay below the fd limit */
 		if ((rc = ms_fs_fsync(m->fd, m->tmppath, e)) < 0)

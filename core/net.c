@@ -40,6 +40,9 @@ struct ms_net {
 	int trace;
 	int in_sasl;       /* we sent AUTHENTICATE/AUTH: redact our lines */
 	int no_mech;       /* curl found no allowed SASL mechanism */
+	int authing;       /* IMAP LOGIN/AUTHENTICATE sent: watch for caps */
+	int caps_ok;       /* caps holds the authenticated capabilities */
+	char caps[2048];   /* "IMAP4rev1 UIDPLUS ..." after the login */
 	char peer[300];
 	char last_in[LINE_MAX_SAVED]; /* last server line of the login */
 	char errbuf[CURL_ERROR_SIZE];
@@ -140,9 +143,13 @@ static void redact_out(struct ms_net *n, char *line, size_t cap)
 		n->in_sasl = 1;
 	} else if (word_is(w1, l1, "LOGIN")) {
 		keep = (size_t)(w1 + l1 - line);
+		n->authing = 1;
+		n->caps_ok = 0;
 	} else if (word_is(w1, l1, "AUTHENTICATE") && l2 > 0) {
 		keep = (size_t)(w2 + l2 - line);
 		n->in_sasl = 1;
+		n->authing = 1;
+		n->caps_ok = 0;
 	}
 	if (keep > 0 && keep + 12 < cap)
 		memcpy(line + keep, " <redacted>", 12);
@@ -211,6 +218,43 @@ static void saw_in(struct ms_net *n, const char *line)
 	n->last_in[len] = '\0';
 }
 
+/*
+ * After our LOGIN/AUTHENTICATE, the server's "* CAPABILITY ..." or the
+ * tagged OK's "[CAPABILITY ...]" (RFC 3501 7.1) lists the authenticated
+ * state's capabilities: kept so the engine need not ask again.  Only a
+ * line that fits whole is kept.
+ */
+static void save_caps(struct ms_net *n, const char *s, size_t len)
+{
+	const char *p = NULL, *end;
+	size_t i;
+
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	if (len > 13 && !strncasecmp(s, "* CAPABILITY ", 13)) {
+		p = s + 13;
+		end = s + len;
+	} else if (len > 2 && s[0] != '*' && s[0] != '+') {
+		/* tagged: "TAG OK [CAPABILITY ...] text" */
+		for (i = 0; i + 12 < len && !p; i++)
+			if (s[i] == '[' && !strncasecmp(s + i + 1,
+							"CAPABILITY ", 11))
+				p = s + i + 12;
+		if (!p || !(end = memchr(p, ']', (size_t)(s + len - p))))
+			return;
+	} else {
+		return;
+	}
+	if ((size_t)(end - p) >= sizeof n->caps)
+		return;
+	for (i = 0; p + i < end; i++)
+		if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] >= 0x7f)
+			return;
+	memcpy(n->caps, p, (size_t)(end - p));
+	n->caps[end - p] = '\0';
+	n->caps_ok = 1;
+}
+
 static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size,
 		    void *ctx)
 {
@@ -236,6 +280,8 @@ static int debug_cb(CURL *h, curl_infotype type, char *data, size_t size,
 			if (n->trace)
 				ms_log(MS_LOG_DEBUG, "C: %s", line);
 		} else {
+			if (n->authing)
+				save_caps(n, data, len);
 			saw_in(n, line);
 			if (n->trace)
 				ms_log(MS_LOG_DEBUG, "S: %s", line);
@@ -475,7 +521,7 @@ static CURLcode attempt(struct ms_net *n, const struct ms_net_opts *o,
 	CURLcode rc;
 
 	n->errbuf[0] = n->last_in[0] = '\0';
-	n->in_sasl = n->no_mech = 0;
+	n->in_sasl = n->no_mech = n->authing = n->caps_ok = 0;
 	n->ssl = NULL;
 	if (!(n->curl = curl_easy_init()))
 		return CURLE_OUT_OF_MEMORY;
@@ -730,6 +776,11 @@ int ms_net_from_fd(struct ms_net **out, int fd, unsigned timeout,
 	snprintf(n->peer, sizeof n->peer, "fd %d", fd);
 	*out = n;
 	return 0;
+}
+
+const char *ms_net_login_caps(const struct ms_net *n)
+{
+	return n && n->curl && n->caps_ok ? n->caps : NULL;
 }
 
 const char *ms_net_peer(const struct ms_net *n)

@@ -44,8 +44,12 @@ int ms_net_from_fd(struct ms_net **out, int fd, unsigned timeout,
 		   struct ms_err *e);
 /* Close and free (no protocol goodbye: the engines send LOGOUT/QUIT). */
 void ms_net_close(struct ms_net *n);
-/* Capabilities libcurl saw during login are not exposed; engines ask the
- * server themselves.  The peer description for messages, e.g. "host:port". */
+/* IMAP: the capability list the server sent with (or just before) the
+ * tagged OK of the login ("IMAP4rev1 UIDPLUS ..."), or NULL when it sent
+ * none: then the engine asks with CAPABILITY.  Pre-login capabilities are
+ * never returned. */
+const char *ms_net_login_caps(const struct ms_net *n);
+/* The peer description for messages, e.g. "host:port". */
 const char *ms_net_peer(const struct ms_net *n);
 
 #endif

@@ -96,6 +96,9 @@ typedef int (*ms_status_fn)(void *ctx, size_t i,
 
 struct ms_source;
 
+#define MS_SELECT_RW 1
+#define MS_SELECT_IDS 2
+
 struct ms_source_ops {
 	const char *proto; /* "imap" or "pop3" */
 	/* Take ownership of an authenticated connection and learn the
@@ -105,9 +108,17 @@ struct ms_source_ops {
 	/* Every folder on the server (POP3: one, "INBOX"). */
 	int (*list)(struct ms_source *s, ms_folder_cb cb, void *ctx,
 		    struct ms_err *e);
-	/* Open a folder, read-write when rw (the policy deletes). */
+	/* Open a folder, read-write when rw & MS_SELECT_RW (the policy
+	 * deletes).  rw & MS_SELECT_IDS (IMAP): send the ids query in the
+	 * same round trip; the next ids call reads its answer. */
 	int (*select)(struct ms_source *s, const char *name, int rw,
 		      struct ms_folder_status *st, struct ms_err *e);
+	/* Optional (IMAP): send select(name, rw | MS_SELECT_IDS) now and
+	 * read its answer in the next select of the same name, so the server
+	 * works while the caller commits.  From here on no folder is
+	 * selected: any other command first reads and drops the answers. */
+	int (*preselect)(struct ms_source *s, const char *name, int rw,
+			 struct ms_err *e);
 	/* Every message identity in the selected folder, cheaply: IMAP UIDs
 	 * (UID SEARCH ALL / ESEARCH), has_meta 0; POP3 UIDL + LIST size. */
 	int (*ids)(struct ms_source *s, ms_msg_cb cb, void *ctx,

@@ -331,6 +331,11 @@ int ms_state_sync(struct ms_state *s, struct ms_err *e)
 	return journal_write(s, e);
 }
 
+int ms_state_is_clean(const struct ms_state *s)
+{
+	return !s->dirty && !s->need_compact;
+}
+
 int ms_state_compact(struct ms_state *s, time_t now, struct ms_err *e)
 {
 	if (s->dry_run)

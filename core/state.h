@@ -56,6 +56,9 @@ uint32_t ms_state_uidvalidity(const struct ms_state *s);
 uint32_t ms_state_uidnext(const struct ms_state *s);
 uint64_t ms_state_modseq(const struct ms_state *s);
 time_t ms_state_last_run(const struct ms_state *s);
+/* Nothing to write: no change since open, no journal left by an earlier
+ * run, not new or damaged (ms_state_compact would only restamp). */
+int ms_state_is_clean(const struct ms_state *s);
 size_t ms_state_count(const struct ms_state *s);
 void ms_state_set_header(struct ms_state *s, uint32_t uidvalidity,
 			 uint32_t uidnext, uint64_t modseq);

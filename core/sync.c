@@ -130,6 +130,8 @@ static int sink_data(void *ctx, const char *p, size_t n, struct ms_err *e)
 	return fr->ar->sops->msg_write(fr->cur, p, n, e);
 }
 
+static int commit_chunk(struct ms_folder_run *fr, struct ms_err *e);
+
 static int sink_end(void *ctx, const struct ms_msg *m, struct ms_err *e)
 {
 	struct ms_folder_run *fr = ctx;
@@ -168,6 +170,17 @@ static int sink_end(void *ctx, const struct ms_msg *m, struct ms_err *e)
 	if (ms_sync_stopped(fr)) {
 		rc = ms_err_set(e, MS_ETEMP, "interrupted by signal");
 		e->scope = MS_SCOPE_ACCOUNT;
+		return rc;
+	}
+	/* the next FETCHes are in flight: the server streams while this
+	 * chunk is made durable (same order: store, then state) */
+	if (fr->stream_commit && ++fr->uncommitted >= CHUNK_MSGS) {
+		fr->uncommitted = 0;
+		/* a failed commit stops the fetch (and the connection, whose
+		 * answers are still coming), never just this message */
+		if ((rc = commit_chunk(fr, e)) < 0 &&
+		    e->scope < MS_SCOPE_FOLDER)
+			e->scope = MS_SCOPE_FOLDER;
 		return rc;
 	}
 	return 0;
@@ -231,16 +244,41 @@ static int commit_chunk(struct ms_folder_run *fr, struct ms_err *e)
 	return rc;
 }
 
-/* Fetch msgs[0..n) in chunks, committing after each. */
+/*
+ * Nothing more to ask the server about this folder (keep, no mirroring):
+ * send the next folder's EXAMINE + UID SEARCH before the last commit, so
+ * its answers travel while we fsync.
+ */
+static void preselect_next(struct ms_folder_run *fr)
+{
+	struct acct_run *ar = fr->ar;
+	const char *next;
+	struct ms_err pe;
+
+	if (!fr->last_fetch || !ar->next_select || !ar->sess.ops->preselect ||
+	    ar->a->policy != MS_POLICY_KEEP || ar->a->mirror != MS_MIRROR_NO ||
+	    ar->o->dry_run || ms_sync_stopped(fr) ||
+	    !(next = ar->next_select(ar)))
+		return;
+	ms_err_clear(&pe);
+	if (ar->sess.ops->preselect(ar->sess.src, next, 0, &pe) < 0)
+		ms_log(MS_LOG_DEBUG, "%s", pe.msg);
+}
+
+/* Fetch msgs[0..n) committing every CHUNK_MSGS messages.  IMAP keeps
+ * its pipeline full across commits (sink_end commits); POP3 commits
+ * between fetches. */
 int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 		  size_t n, struct ms_err *e)
 {
 	const struct ms_source_ops *ops = fr->ar->sess.ops;
+	int stream = fr->ar->a->proto == MS_PROTO_IMAP;
+	size_t step = stream ? n : CHUNK_MSGS;
 	struct ms_err ce;
 	int rc = 0, crc;
 
-	for (size_t i = 0; i < n && rc == 0; i += CHUNK_MSGS) {
-		size_t k = n - i < CHUNK_MSGS ? n - i : CHUNK_MSGS;
+	for (size_t i = 0; i < n && rc == 0; i += step) {
+		size_t k = n - i < step ? n - i : step;
 
 		if (ms_sync_stopped(fr)) {
 			rc = ms_err_set(e, MS_ETEMP, "interrupted by signal");
@@ -253,10 +291,15 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 			ops->ahead(fr->ar->sess.src, msgs + i + k,
 				   rest < CHUNK_MSGS ? rest : CHUNK_MSGS);
 		}
+		fr->stream_commit = stream;
+		fr->uncommitted = 0;
 		rc = ops->fetch(fr->ar->sess.src, msgs + i, k, &fetch_sink, fr,
 				e);
+		fr->stream_commit = 0;
 		if (fr->cur)
 			sink_abort(fr);
+		if (rc == 0 && stream)
+			preselect_next(fr);
 		/* commit what was finished even when the fetch failed */
 		ms_err_clear(&ce);
 		crc = commit_chunk(fr, &ce);
@@ -524,7 +567,7 @@ out:
 	return rc;
 }
 
-int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
+int ms_sync_state_open(struct ms_folder_run *fr, struct ms_err *e)
 {
 	struct acct_run *ar = fr->ar;
 	int rc;
@@ -534,9 +577,51 @@ int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
 	if (rc < 0)
 		return rc;
 	fr->state_status = ms_state_status(fr->state);
-	if ((rc = ar->sops->folder_open(ar->store, fr->local, &fr->sf, e)) < 0)
-		return rc;
-	return forget_lost(fr, e);
+	return 0;
+}
+
+int ms_sync_store_open(struct ms_folder_run *fr, struct ms_err *e)
+{
+	int rc;
+
+	if (fr->sf)
+		return 0; /* opened early (a store that can lose records) */
+	rc = fr->ar->sops->folder_open(fr->ar->store, fr->local, &fr->sf, e);
+	return rc < 0 ? rc : forget_lost(fr, e);
+}
+
+int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
+{
+	int rc = ms_sync_state_open(fr, e);
+
+	return rc < 0 ? rc : ms_sync_store_open(fr, e);
+}
+
+/*
+ * IMAP, STATUS says nothing changed (ms_sync_imap_unchanged): no SELECT,
+ * and no write at all, neither store (no probe, no tmp/ sweep) nor
+ * state, unless the state has something to write anyway.  With flag
+ * mirroring off, a new HIGHESTMODSEQ alone is not worth a write: it is
+ * only a starting point for CHANGEDSINCE, and an older one is safe.
+ */
+int ms_sync_folder_idle(struct ms_folder_run *fr,
+			const struct ms_folder_status *st, struct ms_err *e)
+{
+	size_t w;
+	int pad;
+
+	fr->fs = *st;
+	if (fr->ar->a->mirror == MS_MIRROR_NO &&
+	    fr->fs.highestmodseq != ms_state_modseq(fr->state))
+		fr->fs.highestmodseq = ms_state_modseq(fr->state);
+	if (fr->ar->o->dry_run || !ms_state_is_clean(fr->state) ||
+	    fr->fs.uidvalidity != ms_state_uidvalidity(fr->state) ||
+	    fr->fs.uidnext != ms_state_uidnext(fr->state))
+		return ms_sync_folder_finish(fr, e);
+	w = ms_text_width(fr->local);
+	pad = fr->ar->colw > w ? (int)(fr->ar->colw - w) : 0;
+	ms_log(MS_LOG_INFO, "%*s0 fetched, 0 deleted", pad, "");
+	return 0;
 }
 
 void ms_sync_folder_close(struct ms_folder_run *fr)

@@ -33,6 +33,10 @@ static void iso_utc(time_t t, char *buf, size_t n)
  * account file counts, not the folders' snapshots: removing it is how a
  * user accepts the current clock (when the last run's was the wrong one). */
 #define CLOCK_MARGIN 3600
+/* last-run is rewritten when older than this: a run with nothing new
+ * every few minutes then writes nothing, and the clock check, with its
+ * hour of margin, loses nothing */
+#define LAST_RUN_REFRESH 600
 
 static void clock_check(struct acct_run *ar, time_t last)
 {
@@ -71,14 +75,20 @@ static int sync_one(struct acct_run *ar, const char *raw, const char *local,
 	fr.raw = raw;
 	fr.local = local;
 	ms_log_scope(ar->a->name, local);
-	if ((rc = ms_sync_folder_open(&fr, fe)) < 0)
+	if ((rc = ms_sync_state_open(&fr, fe)) < 0)
+		goto out;
+	/* a store that can lose records (an mbox replaced behind our back)
+	 * is checked before "unchanged on the server" can skip the folder */
+	if (ar->sops->lost && (rc = ms_sync_store_open(&fr, fe)) < 0)
 		goto out;
 	if (ar->a->proto == MS_PROTO_IMAP && !fr.lost &&
 	    ms_sync_imap_unchanged(&fr, pre)) {
-		fr.fs = *pre; /* nothing to do: not even a SELECT */
-		rc = ms_sync_folder_finish(&fr, fe);
+		/* nothing to do: not even a SELECT, nor a write */
+		rc = ms_sync_folder_idle(&fr, pre, fe);
 		goto out;
 	}
+	if ((rc = ms_sync_store_open(&fr, fe)) < 0)
+		goto out;
 	if (ar->a->proto == MS_PROTO_IMAP) {
 		rc = ms_sync_imap_folder(&fr, fe);
 		goto out;
@@ -162,15 +172,54 @@ static int select_folders(struct acct_run *ar, struct ms_lfolders *lf,
 			   e);
 }
 
+struct next_ctx {
+	struct ms_lfolders *lf;
+	struct selection *sel;
+	size_t k;                    /* the folder being synced */
+};
+
+/* The next folder that will be selected: the first after the current
+ * one that its STATUS and state do not show unchanged (a few looked at,
+ * at most).  Reads states only; writes nothing. */
+static const char *next_select(struct acct_run *ar)
+{
+	struct next_ctx *nx = ar->next_ctx;
+	struct ms_folder_run t;
+	struct ms_err e;
+	int same;
+
+	for (size_t j = nx->k + 1; j < nx->sel->n && j < nx->k + 9; j++) {
+		struct ms_lfolder *f = &nx->lf->v[nx->sel->idx[j]];
+
+		if (!nx->sel->have)
+			return f->raw;
+		memset(&t, 0, sizeof t);
+		t.ar = ar;
+		t.raw = f->raw;
+		t.local = f->local;
+		ms_err_clear(&e);
+		if (ms_sync_state_open(&t, &e) < 0)
+			return f->raw; /* its own run will report it */
+		same = ms_sync_imap_unchanged(&t, &nx->sel->st[j]);
+		ms_state_close(t.state);
+		if (!same)
+			return f->raw;
+	}
+	return NULL;
+}
+
 static int run_folders(struct acct_run *ar, struct ms_err *e)
 {
 	struct ms_lfolders lf;
 	struct selection sel;
+	struct next_ctx nx;
 	struct ms_err fe;
 	int worst = 0, rc;
 	unsigned long failed = 0;
 
 	memset(&sel, 0, sizeof sel);
+	nx.lf = &lf;
+	nx.sel = &sel;
 	if (ar->a->proto == MS_PROTO_POP3) {
 		ms_err_clear(&fe);
 		if ((rc = sync_one(ar, "INBOX", "INBOX", NULL, &fe)) < 0) {
@@ -183,10 +232,13 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 		return rc;
 	if ((rc = select_folders(ar, &lf, &sel, e)) < 0)
 		goto out;
+	ar->next_select = next_select;
+	ar->next_ctx = &nx;
 	for (size_t k = 0; k < sel.n; k++) {
 		struct ms_lfolder *f = &lf.v[sel.idx[k]];
 
 		ms_err_clear(&fe);
+		nx.k = k;
 		rc = sync_one(ar, f->raw, f->local,
 			      sel.have ? &sel.st[k] : NULL, &fe);
 		if (rc == 0)
@@ -203,6 +255,8 @@ static int run_folders(struct acct_run *ar, struct ms_err *e)
 	}
 	rc = 0;
 out:
+	ar->next_select = NULL;
+	ar->next_ctx = NULL;
 	free(sel.idx);
 	free(sel.names);
 	free(sel.st);
@@ -251,7 +305,8 @@ int ms_sync_account(const struct ms_config *c, const struct ms_account *a,
 			     &ce) < 0 && rc == 0)
 		ms_log(MS_LOG_WARN, "logout: %s", ce.msg);
 	/* never with the earlier clock: it must keep being reported */
-	if (rc == 0 && !o->dry_run && !ar.clock_back)
+	if (rc == 0 && !o->dry_run && !ar.clock_back &&
+	    (last <= 0 || ar.now < last || ar.now - last >= LAST_RUN_REFRESH))
 		rc = ms_state_account_set_last_run(c->state_dir, a->name,
 						   ar.now, e);
 out:

@@ -161,8 +161,10 @@ static int fetch_new(struct imap_plan *p, struct ms_err *e)
 				    e)) < 0)
 			break;
 		k = filter_batch(p);
+		fr->last_fetch = i + BATCH >= p->nnew;
 		if (!fr->ar->o->dry_run)
 			rc = ms_sync_fetch(fr, p->v, k, e);
+		fr->last_fetch = 0;
 	}
 	return rc;
 }
@@ -270,8 +272,11 @@ int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e)
 	memset(&p, 0, sizeof p);
 	p.fr = fr;
 	ms_uidset_init(&p.server);
-	rw = a->policy != MS_POLICY_KEEP && !fr->ar->o->dry_run;
-	if ((rc = ops->select(fr->ar->sess.src, fr->raw, rw, &fr->fs, e)) < 0)
+	rw = a->policy != MS_POLICY_KEEP && !fr->ar->o->dry_run ?
+	     MS_SELECT_RW : 0;
+	/* the UID SEARCH goes out with the EXAMINE: one round trip */
+	if ((rc = ops->select(fr->ar->sess.src, fr->raw, rw | MS_SELECT_IDS,
+			      &fr->fs, e)) < 0)
 		goto out;
 	if ((rc = check_identity(fr, e)) < 0)
 		goto out;

@@ -32,6 +32,9 @@ struct acct_run {
 	int clock_back;
 	time_t stamp;                /* now, or last_run when clock_back */
 	size_t colw;                 /* widest selected folder name (-v) */
+	/* IMAP: the next folder this run will select, or NULL */
+	const char *(*next_select)(struct acct_run *ar);
+	void *next_ctx;
 };
 
 struct ms_folder_run {
@@ -62,6 +65,9 @@ struct ms_folder_run {
 	unsigned long long would_bytes;
 	int no_delete;               /* identity in doubt: no deletion */
 	unsigned long lost;          /* recorded, but the store lost them */
+	int stream_commit;           /* commit every CHUNK_MSGS in sink_end */
+	unsigned long uncommitted;   /* finished since the last commit */
+	int last_fetch;              /* IMAP: the folder's last ms_sync_fetch */
 	char msgname[128];
 
 	/* POP3: deletions sent, committed by QUIT */
@@ -97,6 +103,13 @@ int ms_sync_reconcile(struct ms_folder_run *fr,
  * re-matched) and before the fetch list is built. */
 int ms_sync_check_present(struct ms_folder_run *fr, struct ms_err *e);
 int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e);
+/* The two halves of ms_sync_folder_open. */
+int ms_sync_state_open(struct ms_folder_run *fr, struct ms_err *e);
+int ms_sync_store_open(struct ms_folder_run *fr, struct ms_err *e);
+/* A folder STATUS shows unchanged: finish it, writing nothing if
+ * nothing needs writing. */
+int ms_sync_folder_idle(struct ms_folder_run *fr,
+			const struct ms_folder_status *st, struct ms_err *e);
 void ms_sync_folder_close(struct ms_folder_run *fr);
 int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e);
 

@@ -6,7 +6,13 @@ Environment (set by run.sh): MAILSYNC, DV_DIR, DV_CA, DV_IMAPS_PORT,
 DV_POP3S_PORT, DV_USER, DV_PASS, DV_USER2, DV_PASS2, BENCH_WORK (a
 directory on a real disk for the tools' stores), BENCH_PRESET (messages),
 BENCH_REPS, BENCH_RTTS ("0 20"), BENCH_TOOLS (names, default all),
-BENCH_MEMTEST (1/0), BENCH_OUT (the report).
+BENCH_MEMTEST (1/0), BENCH_OUT (the report), BENCH_SCENARIOS (a subset
+of "imap-full imap-none imap-new100 pop3-full pop3-none"; default all),
+BENCH_MAILSYNC_BASE (a second mailsync binary, timed as "mailsync-base"
+next to MAILSYNC in the same sitting, for before/after comparisons),
+BENCH_TRACE (1: also count, for each mailsync binary, IMAPS full and
+nothing-new runs: CPU user+sys, fsync calls, and at RTT > 0 the polls
+that waited >= 3/4 RTT, i.e. round trips with nothing in flight; logged).
 
 Every timed run is verified before its time counts: message counts for
 every tool, and for mailsync the SHA-256 of every stored message against
@@ -44,6 +50,10 @@ RTTS = [int(x) for x in E.get("BENCH_RTTS", "0 20").split()]
 MEMTEST = E.get("BENCH_MEMTEST", "1") == "1"
 OUT = E.get("BENCH_OUT", os.path.join(HERE, "RESULTS.md"))
 RUN_TIMEOUT = int(E.get("BENCH_TIMEOUT", "1200"))
+ALL_SCENARIOS = "imap-full imap-none imap-new100 pop3-full pop3-none"
+SCENARIOS = E.get("BENCH_SCENARIOS", ALL_SCENARIOS).split()
+MS_BASE = E.get("BENCH_MAILSYNC_BASE", "")
+TRACE = E.get("BENCH_TRACE", "0") == "1"
 NEW = 100
 SEED = 5
 
@@ -239,11 +249,14 @@ class Mailsync(Tool):
     name = "mailsync"
 
     def __init__(self, user, pw, port, proto="imap", kind="maildir",
-                 folders=None):
+                 folders=None, binary=None):
         super().__init__(user, pw, port)
         self.proto, self.kind, self.folders = proto, kind, folders
+        self.binary = binary or MS
+        if binary:
+            self.name = "mailsync-base"
         if proto == "pop3":
-            self.name = "mailsync (%s)" % kind
+            self.name = "%s (%s)" % (self.name, kind)
 
     def write_config(self):
         src = "%ss://127.0.0.1:%d" % (self.proto, self.port)
@@ -255,7 +268,7 @@ class Mailsync(Tool):
              extra))
 
     def cmd(self):
-        return [MS, "-q", "-c", os.path.join(self.dir, "ms.ini")]
+        return [self.binary, "-q", "-c", os.path.join(self.dir, "ms.ini")]
 
     def verify_full(self, srv, folders):
         """SHA-256 of every message against the server's bytes, per
@@ -739,6 +752,11 @@ def main():
                 imap_tools = [Mailsync(user, pw, ip), Mbsync(user, pw, ip),
                               Offlineimap(user, pw, ip),
                               Getmail(user, pw, ip)]
+                if MS_BASE:
+                    imap_tools.insert(1, Mailsync(user, pw, ip,
+                                                  binary=MS_BASE))
+                if "imap-full" not in SCENARIOS:
+                    imap_tools = []
                 for tool in imap_tools:
                     if not wanted(tool.name):
                         continue
@@ -747,8 +765,11 @@ def main():
                     if not run_case(res, tool, "imap-full", rtt, N, srv,
                                     folders, is_ms):
                         continue
-                    run_case(res, tool, "imap-none", rtt, N, srv, folders,
-                             False)
+                    if "imap-none" in SCENARIOS:
+                        run_case(res, tool, "imap-none", rtt, N, srv,
+                                 folders, False)
+                    if "imap-new100" not in SCENARIOS:
+                        continue
                     first = add_new(srv, gnew, rep)
                     try:
                         run_case(res, tool, "imap-new100", rtt, N + NEW, srv,
@@ -764,6 +785,8 @@ def main():
                              Mpop(user, pw, pp, "mbox"),
                              Fetchmail(user, pw, pp),
                              Getmail(user, pw, pp, "pop3")]
+                if "pop3-full" not in SCENARIOS:
+                    pop_tools = []
                 for tool in pop_tools:
                     if not wanted(tool.name):
                         continue
@@ -777,6 +800,9 @@ def main():
                         res.notes = getattr(res, "notes", {})
                         res.notes[tool.name] = tool.note
         shutil.rmtree(os.path.join(WORK, "t"), ignore_errors=True)
+        if TRACE:
+            trace_runs(user, pw, [(r, port[r][0]) for r in RTTS], folders, N)
+            shutil.rmtree(os.path.join(WORK, "tr"), ignore_errors=True)
     finally:
         for a, b in proxies.values():
             a.stop()
@@ -784,6 +810,52 @@ def main():
 
     mem = memtest() if MEMTEST else None
     write_report(res, refs, mem, time.monotonic() - t_start)
+
+
+def trace_runs(user, pw, port, folders, N):
+    """CPU time, fsyncs and idle round trips of mailsync (and the base
+    build): one run under /usr/bin/time, one under strace, per case."""
+    bins = [("mailsync", MS)] + ([("mailsync-base", MS_BASE)]
+                                 if MS_BASE else [])
+    for rtt, p in port:
+        for name, b in bins:
+            t = Mailsync(user, pw, p, binary=b)
+            t.name = name
+            for sc in ("imap-full", "imap-none"):
+                cpu = []
+                for how in ("time", "strace"):
+                    if sc == "imap-full":
+                        t.prepare(os.path.join(WORK, "tr"))
+                    else:
+                        time.sleep(1.1)
+                    out = os.path.join(WORK, "tr.%s.%s" % (how, sc))
+                    if how == "time":
+                        cmd = ["/usr/bin/time", "-f", "%e %U %S", "-o", out]
+                    else:
+                        cmd = ["strace", "-f", "-qq", "-T", "-o", out, "-e",
+                               "trace=poll,ppoll,fsync,fdatasync"]
+                    rc = subprocess.run(cmd + t.cmd(),
+                                        stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL).returncode
+                    if rc or t.got() != N:
+                        log("TRACE FAIL", name, sc, rtt, rc)
+                        break
+                    with open(out) as f:
+                        text = f.read()
+                    if how == "time":
+                        w, u, sy = text.split()[-3:]
+                        cpu = [float(w), float(u) + float(sy)]
+                        continue
+                    fs = len(re.findall(r"\b(fsync|fdatasync)\(", text))
+                    waits = [float(x) for x in re.findall(
+                        r"poll\(.*<([0-9.]+)>", text)]
+                    idle = sum(1 for x in waits if rtt and
+                               x >= 0.75 * rtt / 1000.0)
+                    idle_s = sum(x for x in waits if rtt and
+                                 x >= 0.75 * rtt / 1000.0)
+                    log("trace %-9s rtt %2d %-13s wall %5.2f s cpu %5.2f s "
+                        "fsync %4d idle-rtt %3d (%.2f s)" % (
+                            sc, rtt, name, cpu[0], cpu[1], fs, idle, idle_s))
 
 
 def memtest():

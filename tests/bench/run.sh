@@ -8,6 +8,8 @@
 #   BENCH_TOOLS="mailsync mbsync ..."  (name prefixes; default all)
 #   BENCH_WORK=DIR (tools' stores; default a new dir under /var/tmp)
 #   BENCH_OUT=FILE (default tests/bench/RESULTS.md)
+#   BENCH_SCENARIOS="imap-full imap-none" (default all five)
+#   BENCH_MAILSYNC_BASE=BINARY (also time this build as "mailsync-base")
 # Needs root (the private Dovecot does).  Installs the peer tools with
 # apt-get when they are missing.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"

@@ -64,7 +64,8 @@ cmds=$(dv_commands $U)
 assert_eq "$(grep -c 'BODY.PEEK' <<<"$cmds")" 0 "second run transfers no message"
 assert_eq "$(grep -Eic ' (UID )?(STORE|EXPUNGE)' <<<"$cmds")" 0 "second run sends no STORE/EXPUNGE"
 assert_eq "$(grep -Eic ' (EXAMINE|SELECT) ' <<<"$cmds")" 0 "nothing new: no folder is even opened"
-assert_eq "$(grep -Ec '^m[0-9]+ STATUS ' <<<"$cmds")" 3 "nothing new: one pipelined STATUS per selected folder"
+assert_eq "$(grep -Ec '^m[0-9]+ STATUS ' <<<"$cmds")" 0 "nothing new: no STATUS command (Dovecot has LIST-STATUS)"
+assert_eq "$(grep -Ec '^m[0-9]+ LIST "" "\*" RETURN \(STATUS \(' <<<"$cmds")" 1 "nothing new: the folders' STATUS come with the LIST"
 assert_eq "$(md_count "$M/INBOX")" 6 "second run adds no file"
 
 # --- run 3: one new message ---

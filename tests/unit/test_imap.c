@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -399,6 +400,74 @@ static void test_select(void)
 	T_EQ_INT(rc, MS_EPROTO, "select: UIDVALIDITY > 2^32-1 refused");
 	finish(&p, s, 0);
 	T_EQ_STR(p.err, "", "select: peer saw the expected commands");
+	peer_free(&p);
+}
+
+#define EX_STEP(name, uv) \
+	{ "EXAMINE \"" name "\"", "* 3 EXISTS\r\n* OK [UIDVALIDITY " uv \
+	  "] v\r\n%T OK [READ-ONLY] done\r\n", 2 }
+#define ES_STEP(set) \
+	{ "UID SEARCH RETURN (ALL) ALL", \
+	  "* ESEARCH (TAG \"%T\") UID ALL " set "\r\n%T OK\r\n", 0 }
+
+/* EXAMINE + UID SEARCH in one round trip; the next folder's sent ahead
+ * (preselect) and read by its select, or dropped when another comes. */
+static void test_select_ids(void)
+{
+	static const struct step sc[] = {
+		CAPA_STEP("IMAP4rev1 ESEARCH"),
+		EX_STEP("A", "7"), ES_STEP("1:3"),
+		EX_STEP("B", "8"), ES_STEP("5"),
+		EX_STEP("C", "9"), ES_STEP("6"),
+		EX_STEP("D", "10"), ES_STEP("11,12"),
+		{ "EXAMINE \"Nope\"", "%T NO [NONEXISTENT] no\r\n", 2 },
+		{ "UID SEARCH RETURN (ALL) ALL", "%T BAD no mailbox\r\n", 0 },
+		{ "EXAMINE \"E\"", "* OK [UIDVALIDITY 5] v\r\n%T OK\r\n", 0 },
+		ES_STEP("4"),
+		{ "LOGOUT", "* BYE bye\r\n%T OK bye\r\n", 0 },
+	};
+	struct ms_folder_status st;
+	struct peer p;
+	struct ms_err e;
+	struct log l = { .n = 0 };
+	struct ms_source *s = start(&p, sc, NSTEPS(sc), &e);
+	int rc;
+
+	rc = ms_imap_source.select(s, "A", MS_SELECT_IDS, &st, &e);
+	T_OK(rc == 0 && st.uidvalidity == 7 && st.exists == 3,
+	     "select+ids: EXAMINE answer");
+	rc = ms_imap_source.ids(s, msg_cb, &l, &e);
+	T_EQ_STR(l.s, "1/7 f=0;2/7 f=0;3/7 f=0;", "select+ids: the SEARCH's UIDs");
+	l.n = 0;
+	l.s[0] = '\0';
+	rc = ms_imap_source.preselect(s, "B", 0, &e);
+	T_OK(rc == 0 && !s->selected, "preselect: sent, nothing selected");
+	rc = ms_imap_source.select(s, "B", MS_SELECT_IDS, &st, &e);
+	T_OK(rc == 0 && st.uidvalidity == 8, "preselect: select reads it");
+	rc = ms_imap_source.ids(s, msg_cb, &l, &e);
+	T_EQ_STR(l.s, "5/8 f=0;", "preselect: ids reads its SEARCH");
+	l.n = 0;
+	l.s[0] = '\0';
+	rc = ms_imap_source.preselect(s, "C", 0, &e);
+	T_EQ_INT(rc, 0, "preselect C: rc");
+	rc = ms_imap_source.select(s, "D", MS_SELECT_IDS, &st, &e);
+	T_OK(rc == 0 && st.uidvalidity == 10,
+	     "another folder: C's answers dropped, D selected");
+	rc = ms_imap_source.ids(s, msg_cb, &l, &e);
+	T_EQ_STR(l.s, "11/10 f=0;12/10 f=0;", "another folder: D's UIDs");
+	l.n = 0;
+	l.s[0] = '\0';
+	rc = ms_imap_source.select(s, "Nope", MS_SELECT_IDS, &st, &e);
+	T_OK(rc == MS_EPROTO && e.scope == MS_SCOPE_FOLDER && !s->dead,
+	     "EXAMINE NO: folder error, connection fine");
+	rc = ms_imap_source.select(s, "E", 0, &st, &e);
+	T_OK(rc == 0 && st.uidvalidity == 5, "after NO: the SEARCH's BAD "
+	     "was read, next EXAMINE works");
+	rc = ms_imap_source.ids(s, msg_cb, &l, &e);
+	T_EQ_STR(l.s, "4/5 f=0;", "plain select: ids sends its own SEARCH");
+	finish(&p, s, 1);
+	T_EQ_STR(p.err, "", "select+ids: peer saw the expected commands");
+	T_OK(p.pipelined, "select+ids: EXAMINE and SEARCH in one batch");
 	peer_free(&p);
 }
 
@@ -981,11 +1050,58 @@ static void test_status(void)
 	peer_free(&p);
 }
 
+/* LIST-STATUS: the STATUS answers that came with LIST are used; only the
+ * folder without one is asked. */
+static void test_list_status(void)
+{
+	static const struct step sc[] = {
+		CAPA_STEP("IMAP4rev1 CONDSTORE LIST-STATUS"),
+		{ "LIST \"\" \"*\" RETURN (STATUS (UIDVALIDITY UIDNEXT "
+		  "MESSAGES HIGHESTMODSEQ))",
+		  "* LIST () \"/\" INBOX\r\n"
+		  "* STATUS INBOX (MESSAGES 4 UIDNEXT 9 UIDVALIDITY 77 "
+		  "HIGHESTMODSEQ 123)\r\n"
+		  "* LIST () \"/\" \"Sent\"\r\n"
+		  "* STATUS \"Sent\" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 5 "
+		  "HIGHESTMODSEQ 6)\r\n"
+		  "* LIST (\\Noselect) \"/\" Other\r\n%T OK done\r\n", 0 },
+		{ "STATUS \"Other\" (UIDVALIDITY UIDNEXT MESSAGES "
+		  "HIGHESTMODSEQ)", "%T NO [NONEXISTENT] no\r\n", 0 },
+	};
+	static const char *const names[] = { "Sent", "Other", "INBOX" };
+	struct ms_folder_status v[3];
+	struct log l = { .n = 0 };
+	struct peer p;
+	struct ms_err e;
+	struct ms_source *s = start(&p, sc, NSTEPS(sc), &e);
+	int rc;
+
+	rc = ms_imap_source.list(s, folder_cb, &l, &e);
+	T_EQ_STR(l.s, "INBOX|/|0;Sent|/|0;Other|/|1;",
+		 "list-status: the folders");
+	memset(v, 0xff, sizeof v);
+	rc = ms_imap_source.status(s, names, 3, status_cb, v, &e);
+	T_EQ_INT(rc, 0, "list-status: rc");
+	T_OK(v[0].uidvalidity == 5 && v[0].uidnext == 3 && v[0].exists == 2 &&
+	     v[0].highestmodseq == 6, "list-status: Sent from the LIST");
+	T_OK(v[2].uidvalidity == 77 && v[2].uidnext == 9 &&
+	     v[2].highestmodseq == 123, "list-status: INBOX from the LIST");
+	T_EQ_INT(v[1].uidvalidity, 0, "list-status: Other asked, NO");
+	finish(&p, s, 0);
+	T_EQ_STR(p.err, "", "list-status: only Other's STATUS sent");
+	peer_free(&p);
+}
+
 int main(void)
 {
+	/* close() sends LOGOUT without waiting: the peer's answer may meet
+	 * a closed socket */
+	signal(SIGPIPE, SIG_IGN);
 	test_caps_list();
 	test_select();
+	test_select_ids();
 	test_status();
+	test_list_status();
 	test_search();
 	test_fetch();
 	test_fetch_bad();
