@@ -670,6 +670,13 @@ static int md_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 	return scan_all(f, 1, cb, ctx, e);
 }
 
+/* Identities only: names from readdir, no stat. */
+static int md_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		  struct ms_err *e)
+{
+	return scan_all(f, 0, cb, ctx, e);
+}
+
 /* ---- changing stored copies (mirror, re-match) ---- */
 
 static int idx_add(void *ctx, const struct ms_msg *m, const char *ref,
@@ -934,6 +941,7 @@ const struct ms_store_ops ms_maildir_store = {
     .msg_abort = md_msg_abort,
     .commit = md_commit,
     .scan = md_scan,
+    .ids = md_ids,
     .relabel = md_relabel,
     .digest = md_digest,
     .put_labels = md_put_labels,

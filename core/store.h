@@ -62,6 +62,12 @@ struct ms_store_ops {
 	 * commit, as Dovecot does); 0 when unknown. */
 	int (*scan)(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		    struct ms_err *e);
+	/* Optional: as scan, but only the identities (UID + UIDVALIDITY,
+	 * UIDL) are needed, as cheaply as the store can list them
+	 * (Maildir: readdir only, no stat per file); size and internaldate
+	 * may be 0.  Without it the engine calls scan. */
+	int (*ids)(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
+		   struct ms_err *e);
 	/* Optional: identities the store had recorded as stored but no
 	 * longer holds (mbox: removed, truncated or replaced behind the
 	 * index's back), found at folder_open; cb(ctx, m, NULL, e) once

@@ -451,6 +451,122 @@ static int forget_lost(struct ms_folder_run *fr, struct ms_err *e)
 	return ops->forget_lost ? ops->forget_lost(fr->sf, e) : 0;
 }
 
+/* ---- deletions only for messages the store still holds (F39 a) ---- */
+
+struct present {
+	struct ms_folder_run *fr;
+	uint32_t uidvalidity;          /* IMAP: the state's, 0 = any */
+	struct ms_uidset uids;         /* IMAP: UIDs the store holds */
+	char (*uidl)[MS_UIDL_MAX + 1]; /* POP3: UIDLs the store holds */
+	size_t nuidl, capuidl;
+	struct ms_msg *miss;           /* recorded, but not in the store */
+	size_t nmiss, capmiss;
+	int oom;
+};
+
+static int present_cb(void *ctx, const struct ms_msg *m, const char *ref,
+		      struct ms_err *e)
+{
+	struct present *p = ctx;
+	int rc;
+
+	(void)ref;
+	if (p->fr->ar->a->proto == MS_PROTO_IMAP) {
+		if (!m->uid || (p->uidvalidity &&
+				m->uidvalidity != p->uidvalidity))
+			return 0;
+		rc = ms_uidset_add(&p->uids, m->uid, e);
+		return rc < 0 ? rc : 0;
+	}
+	if (!m->uidl[0])
+		return 0;
+	if ((rc = ms_sync_grow((void **)&p->uidl, &p->capuidl, p->nuidl,
+			       sizeof *p->uidl, e)) < 0)
+		return rc;
+	memcpy(p->uidl[p->nuidl++], m->uidl, sizeof *p->uidl);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int missing_cb(void *ctx, const struct ms_msg *m, time_t first_seen)
+{
+	struct present *p = ctx;
+	struct ms_err e;
+	int held;
+
+	(void)first_seen;
+	if (p->fr->ar->a->proto == MS_PROTO_IMAP)
+		held = ms_uidset_has(&p->uids, m->uid);
+	else
+		held = p->nuidl && bsearch(m->uidl, p->uidl, p->nuidl,
+					   sizeof *p->uidl, cmp_str) != NULL;
+	if (held)
+		return 0;
+	if (ms_sync_grow((void **)&p->miss, &p->capmiss, p->nmiss,
+			 sizeof *p->miss, &e) < 0) {
+		p->oom = 1;
+		return 1;
+	}
+	p->miss[p->nmiss++] = *m;
+	return 0;
+}
+
+/*
+ * A deleting policy may remove from the server only what the store still
+ * holds.  Before the fetch list is built, list the store's identities once
+ * (Maildir: one readdir, no stat) and compare with the state: a record the
+ * store no longer holds (a file removed by hand or another tool, a folder
+ * or an mbox and its index removed, an old backup restored) is forgotten,
+ * durably, so it is fetched again in this run; and nothing is deleted in
+ * this folder in this run, so a copy fetched again now is deleted only by
+ * the next run, after it is verified present.  Keep mode never checks:
+ * local deletions stay deleted.
+ */
+int ms_sync_check_present(struct ms_folder_run *fr, struct ms_err *e)
+{
+	const struct ms_store_ops *ops = fr->ar->sops;
+	struct present p;
+	int rc;
+
+	if (fr->ar->a->policy == MS_POLICY_KEEP || fr->no_delete ||
+	    fr->state_status != MS_STATE_OK || !ms_state_count(fr->state))
+		return 0; /* nothing to delete, or a state just rebuilt */
+	memset(&p, 0, sizeof p);
+	p.fr = fr;
+	p.uidvalidity = ms_state_uidvalidity(fr->state);
+	ms_uidset_init(&p.uids);
+	rc = (ops->ids ? ops->ids : ops->scan)(fr->sf, present_cb, &p, e);
+	if (rc < 0)
+		goto out;
+	if (p.nuidl)
+		qsort(p.uidl, p.nuidl, sizeof *p.uidl, cmp_str);
+	ms_state_foreach(fr->state, missing_cb, &p);
+	if (p.oom) {
+		rc = ms_err_set(e, MS_EINTERNAL, "out of memory");
+		goto out;
+	}
+	if (!p.nmiss)
+		goto out;
+	fr->no_delete = 1;
+	for (size_t i = 0; i < p.nmiss && rc == 0; i++)
+		rc = ms_state_del(fr->state, &p.miss[i], e);
+	if (rc == 0)
+		rc = ms_state_sync(fr->state, e);
+	if (rc == 0)
+		ms_log(MS_LOG_WARN, "%zu message(s) recorded as stored are "
+		       "missing from the store; fetched again, not deleted "
+		       "on the server", p.nmiss);
+out:
+	ms_uidset_free(&p.uids);
+	free(p.uidl);
+	free(p.miss);
+	return rc;
+}
+
 int ms_sync_state_open(struct ms_folder_run *fr, struct ms_err *e)
 {
 	struct acct_run *ar = fr->ar;

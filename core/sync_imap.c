@@ -280,6 +280,8 @@ int ms_sync_imap_folder(struct ms_folder_run *fr, struct ms_err *e)
 		goto out;
 	if ((rc = check_identity(fr, e)) < 0)
 		goto out;
+	if ((rc = ms_sync_check_present(fr, e)) < 0)
+		goto out;
 	if ((rc = ops->ids(fr->ar->sess.src, ids_cb, &p, e)) < 0)
 		goto out;
 	if ((rc = fetch_new(&p, e)) < 0)

@@ -97,6 +97,11 @@ int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e);
 int ms_sync_reconcile(struct ms_folder_run *fr,
 		      int (*want)(void *ctx, const struct ms_msg *m),
 		      void *ctx, struct ms_err *e);
+/* Deleting policy: forget (durably) records the store no longer holds,
+ * so they are fetched again, and delete nothing in the folder this run
+ * when there were any.  Call after the state is settled (rebuilt or
+ * re-matched) and before the fetch list is built. */
+int ms_sync_check_present(struct ms_folder_run *fr, struct ms_err *e);
 int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e);
 /* The two halves of ms_sync_folder_open. */
 int ms_sync_state_open(struct ms_folder_run *fr, struct ms_err *e);

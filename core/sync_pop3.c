@@ -416,6 +416,8 @@ int ms_sync_pop3_folder(struct ms_folder_run *fr, struct ms_err *e)
 		return rc;
 	if (fr->state_status != MS_STATE_OK && (rc = ms_sync_rebuild(fr, e)) < 0)
 		return rc;
+	if ((rc = ms_sync_check_present(fr, e)) < 0)
+		return rc;
 	rc = pop3_plan_run(&p, e);
 	free(p.all);
 	free(p.todo);
