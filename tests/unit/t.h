@@ -22,6 +22,36 @@ static inline int t_ok(int cond, const char *name)
 	return cond;
 }
 
+/* Deterministic xorshift32 for generated inputs; seed t_rng_state. */
+static uint32_t t_rng_state = 1;
+
+static inline uint32_t t_rng(void)
+{
+	t_rng_state ^= t_rng_state << 13;
+	t_rng_state ^= t_rng_state >> 17;
+	t_rng_state ^= t_rng_state << 5;
+	return t_rng_state;
+}
+
+/* 1 to 12 pieces drawn from piece[0..npiece), concatenated into p while
+ * they fit in cap bytes; returns the length. */
+static inline size_t t_gen_pieces(char *p, size_t cap,
+				  const char *const *piece, size_t npiece)
+{
+	size_t n = 0, k = 1 + t_rng() % 12, i, l;
+
+	for (i = 0; i < k; i++) {
+		const char *s = piece[t_rng() % npiece];
+
+		l = strlen(s);
+		if (n + l > cap)
+			break;
+		memcpy(p + n, s, l);
+		n += l;
+	}
+	return n;
+}
+
 #define T_OK(cond, name) t_ok(!!(cond), name)
 #define T_EQ_INT(got, want, name)                                         \
 	do {                                                              \

@@ -184,16 +184,6 @@ static size_t ref_quote_feed(struct ms_mbox_quote *q, const char *in,
 	return o;
 }
 
-static uint32_t rng_state;
-
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
-}
-
 /* A text of line starts, line ends and fillers that mbox cares about. */
 static size_t gen_text(char *p, size_t cap)
 {
@@ -202,18 +192,7 @@ static size_t gen_text(char *p, size_t cap)
 		"\r\n", "\r", "\n", "\r\r\n", "x", "abc def", " ", ".",
 		"From x\r\n", ">From y\n", "\n\n", "Fromage", ">x>From ",
 	};
-	size_t n = 0, k = 1 + rng() % 12, i, l;
-
-	for (i = 0; i < k; i++) {
-		const char *s = piece[rng() % (sizeof piece / sizeof *piece)];
-
-		l = strlen(s);
-		if (n + l > cap)
-			break;
-		memcpy(p + n, s, l);
-		n += l;
-	}
-	return n;
+	return t_gen_pieces(p, cap, piece, sizeof piece / sizeof *piece);
 }
 
 #define DIFF_CASES 1500
@@ -229,7 +208,7 @@ static void test_diff(void)
 	struct ms_mbox_crlf xa, xb;
 	struct ms_mbox_quote qa, qb;
 
-	rng_state = 0x9e3779b9u;
+	t_rng_state = 0x9e3779b9u;
 	for (c = 0; c < DIFF_CASES; c++) {
 		n = gen_text(in, sizeof in);
 		for (i = 0; i <= n; i++) {

@@ -332,16 +332,6 @@ static size_t ref_ml_feed(int *st, const char *in, size_t n, char *out,
 	return i;
 }
 
-static uint32_t rng_state;
-
-static uint32_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
-}
-
 /* A reply body: stuffed and unstuffed dots, CRLF, bare CR and LF, the
  * terminator anywhere (or nowhere), bytes of the next reply after it. */
 static size_t gen_reply(char *p, size_t cap)
@@ -351,18 +341,7 @@ static size_t gen_reply(char *p, size_t cap)
 		".\n", ".\r", "x", "ab cd", " ", "From ", ">From ", "\r\r\n",
 		"a.\r\n", "+OK 5\r\n",
 	};
-	size_t n = 0, k = 1 + rng() % 12, i, l;
-
-	for (i = 0; i < k; i++) {
-		const char *s = piece[rng() % (sizeof piece / sizeof *piece)];
-
-		l = strlen(s);
-		if (n + l > cap)
-			break;
-		memcpy(p + n, s, l);
-		n += l;
-	}
-	return n;
+	return t_gen_pieces(p, cap, piece, sizeof piece / sizeof *piece);
 }
 
 #define DIFF_CASES 1500
@@ -378,7 +357,7 @@ static void test_ml_diff(void)
 	struct ms_pop3_ml ml;
 	int rst;
 
-	rng_state = 0x2545f491u;
+	t_rng_state = 0x2545f491u;
 	for (c = 0; c < DIFF_CASES; c++) {
 		n = gen_reply(in, sizeof in);
 		for (i = 0; i <= n; i++) {
