@@ -597,6 +597,15 @@ int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
 	return rc < 0 ? rc : ms_sync_store_open(fr, e);
 }
 
+/* -v: one line per folder, the counts lined up after the names (the
+ * widest selected name, in code points) */
+static int count_pad(const struct ms_folder_run *fr)
+{
+	size_t w = ms_text_width(fr->local);
+
+	return fr->ar->colw > w ? (int)(fr->ar->colw - w) : 0;
+}
+
 /*
  * IMAP, STATUS says nothing changed (ms_sync_imap_unchanged): no SELECT,
  * and no write at all, neither store (no probe, no tmp/ sweep) nor
@@ -607,9 +616,6 @@ int ms_sync_folder_open(struct ms_folder_run *fr, struct ms_err *e)
 int ms_sync_folder_idle(struct ms_folder_run *fr,
 			const struct ms_folder_status *st, struct ms_err *e)
 {
-	size_t w;
-	int pad;
-
 	fr->fs = *st;
 	if (fr->ar->a->mirror == MS_MIRROR_NO &&
 	    fr->fs.highestmodseq != ms_state_modseq(fr->state))
@@ -618,9 +624,7 @@ int ms_sync_folder_idle(struct ms_folder_run *fr,
 	    fr->fs.uidvalidity != ms_state_uidvalidity(fr->state) ||
 	    fr->fs.uidnext != ms_state_uidnext(fr->state))
 		return ms_sync_folder_finish(fr, e);
-	w = ms_text_width(fr->local);
-	pad = fr->ar->colw > w ? (int)(fr->ar->colw - w) : 0;
-	ms_log(MS_LOG_INFO, "%*s0 fetched, 0 deleted", pad, "");
+	ms_log(MS_LOG_INFO, "%*s0 fetched, 0 deleted", count_pad(fr), "");
 	return 0;
 }
 
@@ -642,16 +646,13 @@ void ms_sync_folder_close(struct ms_folder_run *fr)
 int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
 {
 	time_t stamp;
-	size_t w;
 	int pad;
 
 	ms_state_set_header(fr->state, fr->fs.uidvalidity, fr->fs.uidnext,
 			    fr->fs.highestmodseq);
 	if (fr->ar->o->dry_run)
 		fr->ar->st->would_fetch += fr->would_fetch;
-	/* -v: one line per folder, the counts lined up after the names */
-	w = ms_text_width(fr->local);
-	pad = fr->ar->colw > w ? (int)(fr->ar->colw - w) : 0;
+	pad = count_pad(fr);
 	if (fr->ar->o->dry_run)
 		ms_log(MS_LOG_INFO, "%*swould fetch %lu (%llu bytes), "
 		       "would delete %lu", pad, "", fr->would_fetch,
