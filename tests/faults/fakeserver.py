@@ -639,7 +639,14 @@ class Imap(Conn):
         self.authed = True
         self.user = user
         self.srv.log(self.conn, "*", "login-ok " + esc(user))
-        self.send("%s OK [CAPABILITY %s] logged in\r\n" % (tag, self.caps()))
+        # faults.login_caps: false = no CAPABILITY code in the login's OK
+        # (the client must ask), a string = that capability text instead
+        lc = self.f("login_caps")
+        if lc is False:
+            self.send("%s OK logged in\r\n" % tag)
+        else:
+            self.send("%s OK [CAPABILITY %s] logged in\r\n"
+                      % (tag, lc if isinstance(lc, str) else self.caps()))
 
     def c_LOGIN(self, tag, args):
         self.login_ok(tag, args[0], args[1])
