@@ -605,10 +605,12 @@ def del_new(srv, first):
         raise SystemExit("bench: INBOX has %d after expunge" % n)
 
 
-def raw_fetch(port, user, pw, folders):
+def raw_fetch(port, user, pw, folders, store=None):
     """Reference: one TLS connection, every EXAMINE + UID FETCH 1:*
-    BODY.PEEK[] sent at once (pipelined); literals counted, not stored.
-    Returns (messages, literal bytes)."""
+    BODY.PEEK[] sent at once (pipelined); literals counted, not stored;
+    or, with store (a directory), each literal written to a new file there
+    and fsynced before the next is read (the naive durable client), the
+    directory fsynced at the end.  Returns (messages, literal bytes)."""
     ctx = ssl.create_default_context(cafile=CA)
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 20),
                         server_hostname="127.0.0.1")
@@ -636,11 +638,20 @@ def raw_fetch(port, user, pw, folders):
             nmsg += 1
             nbytes += n
             left = n
+            fd = -1
+            if store:
+                fd = os.open(os.path.join(store, "%d" % nmsg),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             while left:
                 chunk = f.read(min(left, 1 << 20))
                 if not chunk:
                     raise OSError("short literal")
                 left -= len(chunk)
+                if fd >= 0:
+                    os.write(fd, chunk)
+            if fd >= 0:
+                os.fsync(fd)
+                os.close(fd)
             line = f.readline()
             m = lit.search(line)
         tag = line.split(b" ", 1)[0]
@@ -650,6 +661,10 @@ def raw_fetch(port, user, pw, folders):
             pending.discard(tag)
     s.sendall(b"z LOGOUT\r\n")
     s.close()
+    if store:
+        dfd = os.open(store, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(dfd)
+        os.close(dfd)
     return nmsg, nbytes
 
 
@@ -749,6 +764,18 @@ def main():
                     raise SystemExit("bench: raw fetch got %d/%d, want %d/%d"
                                      % (nm, nb, N, B))
                 refs["raw%d" % rtt].append(time.monotonic() - t0)
+                # the same, plus one fsynced file per message
+                rdir = os.path.join(WORK, "rawfs")
+                shutil.rmtree(rdir, ignore_errors=True)
+                os.makedirs(rdir)
+                subprocess.run(["sync"])
+                t0 = time.monotonic()
+                nm, nb = raw_fetch(ip, user, pw, folders, rdir)
+                if nm != N or nb != B:
+                    raise SystemExit("bench: raw fetch + files got %d/%d, "
+                                     "want %d/%d" % (nm, nb, N, B))
+                refs["rawfs%d" % rtt].append(time.monotonic() - t0)
+                shutil.rmtree(rdir, ignore_errors=True)
                 imap_tools = [Mailsync(user, pw, ip), Mbsync(user, pw, ip),
                               Offlineimap(user, pw, ip),
                               Getmail(user, pw, ip)]
@@ -971,6 +998,11 @@ def write_report(res, refs, mem, total):
             t = statistics.median(refs["raw%d" % rtt])
             L.append("| raw pipelined UID FETCH over one TLS connection, "
                      "RTT %d ms (no disk writes) | %.2f | %.1f |"
+                     % (rtt, t, b / 1e6 / t))
+        if refs.get("rawfs%d" % rtt):
+            t = statistics.median(refs["rawfs%d" % rtt])
+            L.append("| the same + one file per message, fsynced before "
+                     "the next is read, RTT %d ms | %.2f | %.1f |"
                      % (rtt, t, b / 1e6 / t))
     L.append("")
     tools = sorted({k[2] for k in list(res.t) + list(res.fail)},

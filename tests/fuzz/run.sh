@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/fuzz/run.sh: the fuzz targets (one per parser: IMAP responses,
-# POP3 replies, names/paths, mbox quoting, state files).
+# POP3 replies, names/paths, mbox quoting, state files, the config).
 #   sh tests/fuzz/run.sh [SECONDS]  libFuzzer + ASan/UBSan (clang), each
 #                                   target SECONDS (default 60) seeded from
 #                                   tests/fuzz/corpus/NAME; findings are
