@@ -507,6 +507,30 @@ static void keep_fresh(struct ms_store_folder *f)
 	}
 }
 
+#define WB_STEP (1024 * 1024) /* start writeback every this many bytes */
+
+/* Append the buffered bytes (O_APPEND, the locks held), and every WB_STEP
+ * bytes start their writeback, so that the commit's fsync finds most of
+ * the append already on its way to disk.  A hint only; the fsync is what
+ * makes it durable. */
+static int flush_out(struct ms_store_folder *f, size_t *wl, struct ms_err *e)
+{
+	int rc;
+
+	if ((rc = ms_fs_write_all(f->fd, f->wbuf, *wl, f->path, e)) < 0)
+		return rc;
+	f->woff += *wl;
+	*wl = 0;
+	keep_fresh(f);
+	if (f->woff - f->wsync >= WB_STEP) {
+		(void)sync_file_range(f->fd, (off_t)f->wsync,
+				      (off_t)(f->woff - f->wsync),
+				      SYNC_FILE_RANGE_WRITE);
+		f->wsync = f->woff;
+	}
+	return 0;
+}
+
 static int copy_out(struct ms_store_folder *f, size_t *wl, const char *p,
 		    size_t n, struct ms_err *e)
 {
@@ -514,13 +538,8 @@ static int copy_out(struct ms_store_folder *f, size_t *wl, const char *p,
 	int rc;
 
 	while (n > 0) {
-		if (*wl == COPY_BUF) {
-			if ((rc = ms_fs_write_all(f->fd, f->wbuf, *wl, f->path,
-						  e)) < 0)
-				return rc;
-			*wl = 0;
-			keep_fresh(f);
-		}
+		if (*wl == COPY_BUF && (rc = flush_out(f, wl, e)) < 0)
+			return rc;
 		k = COPY_BUF - *wl < n ? COPY_BUF - *wl : n;
 		memcpy(f->wbuf + *wl, p, k);
 		*wl += k;
@@ -542,13 +561,8 @@ static int append_one(struct ms_store_folder *f, const struct done_msg *d,
 	if ((rc = copy_out(f, wl, d->from, strlen(d->from), e)) < 0)
 		return rc;
 	while (off < end) {
-		if (*wl == COPY_BUF) {
-			if ((rc = ms_fs_write_all(f->fd, f->wbuf, *wl, f->path,
-						  e)) < 0)
-				return rc;
-			*wl = 0;
-			keep_fresh(f);
-		}
+		if (*wl == COPY_BUF && (rc = flush_out(f, wl, e)) < 0)
+			return rc;
 		k = COPY_BUF - *wl;
 		if ((off_t)k > end - off)
 			k = (size_t)(end - off);
@@ -595,6 +609,7 @@ static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 	size_t i, wl = 0;
 	int rc = 0;
 
+	f->woff = f->wsync = pre;
 	if (pad)
 		rc = copy_out(f, &wl, "\n\n", pad, e);
 
@@ -606,7 +621,7 @@ static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 		off += msg_total(&f->msgs[i]);
 	}
 	if (rc == 0 && wl)
-		rc = ms_fs_write_all(f->fd, f->wbuf, wl, f->path, e);
+		rc = flush_out(f, &wl, e);
 	if (rc == 0)
 		rc = ms_fs_fsync(f->fd, f->path, e);
 	if (rc == 0)

@@ -57,6 +57,9 @@ struct ms_store_folder {
 	int fd;                  /* the mbox, O_RDWR|O_APPEND; -1 if none */
 	int spool;               /* anonymous temp file; -1 until needed */
 	off_t spool_end;
+	/* commit: bytes of the append written so far, and how far writeback
+	 * was started (the fsync then has little left to wait for) */
+	uint64_t woff, wsync;
 	struct done_msg *msgs;
 	size_t n, cap;
 	struct ms_store_msg *cur;

@@ -108,4 +108,19 @@ hdr=$(grep -Ec '^[0-9]+ +(recvfrom|read)\([0-9]+, .*, 5(, 0, NULL, NULL)?\) += 5
 total=$(grep -Ec '^[0-9]+ +(recvfrom|read)\(' "$T/big.strace")
 if [ "$hdr" -lt 100 ]; then ok "TLS read-ahead: $hdr lone 5-byte record-header reads (< 100) in $total reads"
 else not_ok "TLS read-ahead: $hdr lone 5-byte record-header reads, want < 100" "reads: $total"; fi
+
+# mbox: the commit's append starts writeback every MiB (sync_file_range on
+# the mbox, before its fsync), so the fsync has little left to wait for
+ms_write_config "$T/bigm.ini" pbm pop3s "mbox:$T/big.mbox"
+ms_strace -f -qq -y -e trace=sync_file_range,fsync -o "$T/bigm.strace" \
+	"$MAILSYNC" -c "$T/bigm.ini" >"$T/out" 2>"$T/err"
+RC=$?
+assert_eq "$RC$(cat "$T/err")" 0 "4 MB POP3 fetch into mbox exits 0 silently"
+assert_eq "$(python3 "$here/../lib/mboxrd_split.py" "$T/big.mbox" "$T/bigm.split")" 4 \
+	"4 MB POP3 fetch into mbox: 4 messages"
+assert_same_set "$(sha_lf "$T"/bigm.split/*)" "$(sha_lf "${big[@]}")" \
+	"4 MB POP3 fetch into mbox: byte-identical"
+trace=$(grep -E "(sync_file_range|fsync)\([0-9]+<$T/big.mbox>" "$T/bigm.strace" | sed -E 's/^[0-9]+ +//; s/\(.*//')
+assert_eq "$(grep -c sync_file_range <<<"$trace") $(tail -1 <<<"$trace")" "4 fsync" \
+	"mbox append: writeback started every MiB (4 times for 4.2 MB), then the fsync"
 t_done
