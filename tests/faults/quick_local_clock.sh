@@ -12,11 +12,10 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/assert.sh"
 . "$here/../lib/dovecot.sh"
+. "$here/../lib/verify.sh"
 . "$here/fake.sh"
 t_setup
-# libfaketime is an LD_PRELOAD: an ASan build must not insist on coming first
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
-command -v faketime >/dev/null || { echo "1..0 # SKIP faketime not installed"; exit 0; }
+ms_use_faketime
 # a certificate valid from 200 days ago, so that every skewed run verifies it
 faketime -f -200d openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
 	-nodes -days 3650 -subj /CN=localhost \

@@ -95,14 +95,8 @@ printf 'From x@y Mon Jan  1 00:00:00 2024\nSubject: old\n\nold\n\n' >"$T/C/INBOX
 size0=$(stat -c %s "$T/C/INBOX")
 ms_write_config "$T/c.ini" mc imaps "mbox:$T/C" policy=delete
 export MAILSYNC_MBOX_LOCK_TIMEOUT=2
-python3 -c '
-import fcntl, sys, time
-f = open(sys.argv[1], "r+")
-fcntl.lockf(f, fcntl.LOCK_EX)
-open(sys.argv[2], "w").close()
-time.sleep(6)' "$T/C/INBOX" "$T/held" &
-hpid=$!
-for ((i = 0; i < 50; i++)); do [ -e "$T/held" ] && break; sleep 0.1; done
+ms_hold_fcntl "$T/C/INBOX" 6
+hpid=$HOLD_PID
 dv_rawlog_clear $U
 start=$(date +%s%N)
 run_ms -c "$T/c.ini"

@@ -18,8 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/verify.sh"
 . "$here/lib_oracle.sh"
 t_setup
-# libfaketime is an LD_PRELOAD: an ASan build must not insist on coming first
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+ms_use_faketime
 # a private copy: a rebuild of the tree's binary during a long run must not
 # make an exec fail half way through the matrix
 cp "$MAILSYNC" "$T/mailsync" && MAILSYNC=$T/mailsync

@@ -132,14 +132,8 @@ dv_seed $U INBOX "$T"/m{1..6}
 run_ms -c "$D/keep.ini"
 last=$(grep '^m ' "$D/Mail/INBOX.msidx" | tail -1)
 truncate -s $(($(cut -d' ' -f2 <<<"$last") + 10)) "$D/Mail/INBOX"
-python3 -c '
-import fcntl, sys, time
-f = open(sys.argv[1], "r+")
-fcntl.lockf(f, fcntl.LOCK_EX)
-open(sys.argv[2], "w").close()
-time.sleep(5)' "$D/Mail/INBOX" "$D/held" &
-hpid=$!
-for ((i = 0; i < 50; i++)); do [ -e "$D/held" ] && break; sleep 0.1; done
+ms_hold_fcntl "$D/Mail/INBOX" 5
+hpid=$HOLD_PID
 dv_rawlog_clear $U
 MAILSYNC_MBOX_LOCK_TIMEOUT=1 run_ms -c "$D/del.ini"
 kill "$hpid" 2>/dev/null

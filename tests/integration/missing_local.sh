@@ -10,10 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/dovecot.sh"
 . "$here/../lib/verify.sh"
 t_setup
-# libfaketime (POP3 delete-after: the next run two days later) is an
-# LD_PRELOAD: an ASan build must not insist on coming first
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
-command -v faketime >/dev/null || { echo "1..0 # SKIP faketime not installed"; exit 0; }
+ms_use_faketime
 dovecot_start
 
 for i in 1 2 3 4 5 6 7 8; do

@@ -90,3 +90,26 @@ assert_same_set() {
 ms_strace() {
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace "$@"
 }
+
+# ms_use_faketime: libfaketime is an LD_PRELOAD, so an ASan build must not
+# insist on coming first; skips the whole test when faketime is missing
+ms_use_faketime() {
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+	command -v faketime >/dev/null || { echo "1..0 # SKIP faketime not installed"; exit 0; }
+}
+
+# ms_hold_fcntl FILE SECONDS: another program holds an fcntl write lock on
+# FILE for SECONDS; returns once the lock is held, its pid in HOLD_PID
+ms_hold_fcntl() {
+	local ready
+	ready=$(mktemp -u "${T:-/tmp}/held.XXXXXX")
+	python3 -c '
+import fcntl, sys, time
+f = open(sys.argv[1], "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(float(sys.argv[3]))' "$1" "$ready" "$2" &
+	HOLD_PID=$!
+	for ((i = 0; i < 50; i++)); do [ -e "$ready" ] && break; sleep 0.1; done
+	rm -f "$ready"
+}
