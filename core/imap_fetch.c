@@ -45,7 +45,7 @@ struct fctx {
 	void *sctx;
 	ms_msg_cb cb;
 	void *cbctx;
-	int cbrc;                   /* first callback failure (meta, flags) */
+	int cbrc;                   /* first callback or folder-wide sink failure */
 	struct ms_err cberr;
 	int cmdrc;                  /* first tagged NO/BAD */
 	struct ms_err cmderr;
@@ -172,9 +172,26 @@ static int malformed(struct fctx *f, struct ms_err *e)
 
 /* ---- one FETCH response ---- */
 
-/* A sink failure: scope MESSAGE skips the message, anything else stops. */
-static int sink_failed(struct item *it, int rc, struct ms_err *e)
+/*
+ * A sink failure: scope MESSAGE skips the message.  Scope FOLDER (a
+ * commit that failed while FETCHes were in flight) sends no more and
+ * drops the bodies still coming, so the connection stays in step and the
+ * next folder can run; the error is returned when the stream has ended.
+ * Anything wider stops at once.
+ */
+static int sink_failed(struct fctx *f, struct item *it, int rc,
+		       struct ms_err *e)
 {
+	if (e->scope == MS_SCOPE_FOLDER) {
+		if (!f->cbrc) {
+			f->cbrc = rc;
+			f->cberr = *e;
+		}
+		ms_err_clear(e);
+		f->stop = 1;
+		it->skip = 1;
+		return 0;
+	}
 	if (e->scope != MS_SCOPE_MESSAGE)
 		return rc;
 	ms_log(MS_LOG_WARN, "UID %llu: skipped: %s",
@@ -195,7 +212,8 @@ static int body_begin(struct fctx *f, struct item *it, uint64_t len,
 		return malformed(f, e);
 	it->body = 1;
 	it->blen = len;
-	if (f->mode != MODE_BODY) { /* never asked for: drop the bytes */
+	/* never asked for, or the folder failed: drop the bytes */
+	if (f->mode != MODE_BODY || f->cbrc) {
 		it->skip = 1;
 		return 0;
 	}
@@ -206,7 +224,7 @@ static int body_begin(struct fctx *f, struct item *it, uint64_t len,
 		it->m = f->msgs[f->w[i].idx];
 	}
 	if ((rc = f->sink->begin(f->sctx, &it->m, len, e)))
-		return sink_failed(it, rc, e);
+		return sink_failed(f, it, rc, e);
 	it->open = 1;
 	return 0;
 }
@@ -222,7 +240,7 @@ static int body_data(struct fctx *f, struct item *it, const char *p,
 	if ((rc = f->sink->data(f->sctx, p, n, e))) {
 		it->open = 0;
 		f->sink->abort(f->sctx);
-		return sink_failed(it, rc, e);
+		return sink_failed(f, it, rc, e);
 	}
 	return 0;
 }
@@ -397,7 +415,7 @@ static int finish_body(struct fctx *f, struct item *it, struct ms_err *e)
 	m.has_meta = 1;
 	it->open = 0;
 	if ((rc = f->sink->end(f->sctx, &m, e)))
-		return sink_failed(it, rc, e);
+		return sink_failed(f, it, rc, e);
 	return 0;
 }
 

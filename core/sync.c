@@ -306,8 +306,8 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 		if (crc < 0 && rc == 0) {
 			rc = crc;
 			*e = ce;
-		} else if (crc < 0) {
-			ms_log(MS_LOG_ERR, "%s", ce.msg);
+		} else if (crc < 0 && strcmp(ce.msg, e->msg)) {
+			ms_log(MS_LOG_ERR, "%s", ce.msg); /* not said yet */
 		}
 	}
 	return rc;

@@ -115,28 +115,45 @@ run_ms -c "$CFG"
 assert_eq "$RC" 0 "B's state lost: exits 0"
 assert_eq "$(md_count "$M/B")" 2 "B's state lost: no duplicate"
 
-# --- a commit inside the stream fails: EIO from the 100th fsync (within
-# INBOX's first 200 files, while later FETCHes are in flight) ---
+# --- a commit inside the stream fails: EIO from the 100th fsync, within
+# the first 200 files of the first big folder (INBOX or C, 450 each,
+# whichever the server lists first) while later FETCHes are in flight.
+# Only that folder fails: the bodies still coming are read and dropped,
+# the connection stays in step, and every other folder, the other big
+# one included, is backed up in the same run ---
+dv_mkfolder $U C && dv_doveadm copy -u $U C mailbox INBOX all ||
+	not_ok "copy INBOX to C"
+assert_eq "$(dv_count $U C)" 450 "seeded 450 messages in C"
 M2=$T/Mail2
 CFG2=$T/ms2.ini
-ms_write_config "$CFG2" rt2 imaps "maildir:$M2" 'folders=INBOX'
+ms_write_config "$CFG2" rt2 imaps "maildir:$M2" 'folders=INBOX A B C'
+dv_rawlog_clear $U
 ms_strace -f -qq -o /dev/null -e trace=fsync \
 	-e inject=fsync:error=EIO:when=100 \
 	"$MAILSYNC" -c "$CFG2" >"$T/out" 2>"$T/err"
 RC=$?
 assert_eq "$RC" 74 "fsync EIO inside the stream: exit 74"
-assert_match "$(cat "$T/err")" "Input/output error" "fsync EIO: says so"
-n=$(md_count "$M2/INBOX")
-assert_eq "$([ "$n" -lt 200 ] && echo fewer)" fewer \
-	"fsync EIO: the failed chunk is not kept ($n files)"
+nI=$(md_count "$M2/INBOX") nC=$(md_count "$M2/C")
+if [ "$nI" -lt "$nC" ]; then bad_f=INBOX nbad=$nI good=$nC; else bad_f=C nbad=$nC good=$nI; fi
+assert_eq "$(sed -E 's/(mailsync: rt2\/[A-Z]+: ).*(: Input\/output error)$/\1...\2/' "$T/err")" \
+	"mailsync: rt2/$bad_f: ...: Input/output error" \
+	"fsync EIO: one line, naming the account and folder ($(head -c 300 "$T/err"))"
+assert_eq "$([ "$nbad" -lt 200 ] && echo fewer)" fewer \
+	"fsync EIO: the failed chunk in $bad_f is not kept ($nbad files)"
+assert_eq "$good $(md_count "$M2/A") $(md_count "$M2/B")" "450 4 2" \
+	"fsync EIO in $bad_f: the other big folder (450), A (4) and B (2) backed up in the same run"
+cmds=$(dv_commands $U)
+assert_eq "$(grep -c ' EXAMINE ' <<<"$cmds") $(grep -c ' LOGOUT' <<<"$cmds")" "4 1" \
+	"fsync EIO in $bad_f: the connection stayed usable (4 EXAMINEs, LOGOUT)"
 run_ms -c "$CFG2"
 assert_eq "$RC" 0 "after EIO: the next run exits 0"
-assert_eq "$(md_count "$M2/INBOX")" 450 "after EIO: all 450 stored, no duplicate"
+assert_eq "$(md_count "$M2/INBOX") $(md_count "$M2/C") $(md_count "$M2/A") $(md_count "$M2/B")" \
+	"450 450 4 2" "after EIO: all stored (450, 450, 4, 2), no duplicate"
 bad=0
 for uid in 1 99 100 101 200 450; do
-	f=$(md_file "$M2/INBOX" $uid) || { bad=$((bad + 1)); continue; }
-	dv_body $U INBOX $uid | crlf_to_lf | cmp -s - "$f" || bad=$((bad + 1))
+	f=$(md_file "$M2/$bad_f" $uid) || { bad=$((bad + 1)); continue; }
+	dv_body $U "$bad_f" $uid | crlf_to_lf | cmp -s - "$f" || bad=$((bad + 1))
 done
-assert_eq "$bad" 0 "after EIO: messages around the failure byte-identical"
+assert_eq "$bad" 0 "after EIO: messages of $bad_f around the failure byte-identical"
 
 t_done
