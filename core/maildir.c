@@ -477,7 +477,8 @@ static int md_msg_finish(struct ms_store_msg *m, const struct ms_msg *meta,
 	m->buf = NULL;
 	m->meta = *meta;
 	if (ms_maildir_final(m->final, sizeof m->final, m->name, m->hostpos,
-			     f->s->a->proto, meta, m->bytes, m->vsize, &cur))
+			     f->s->a->proto, f->s->a->name, meta, m->bytes,
+			     m->vsize, &cur))
 		ms_log(MS_LOG_WARN,
 		       "%s: name too long for the identity; "
 		       "stored without it",
@@ -633,7 +634,7 @@ static int scan_dir(struct ms_store_folder *f, int d, int with_stat,
 	}
 	while (rc == 0 && (errno = 0, de = readdir(dir))) {
 		if (de->d_name[0] == '.' || de->d_type == DT_DIR ||
-		    ms_maildir_parse(de->d_name, &m) < 0)
+		    ms_maildir_parse(de->d_name, f->s->a->name, &m) < 0)
 			continue;
 		if (with_stat) {
 			if (fstatat(f->sub[d], de->d_name, &st,

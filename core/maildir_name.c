@@ -132,12 +132,22 @@ static int uidl_char_ok(unsigned char c)
 	       (c >= '0' && c <= '9') || (c && strchr("._=+-", c));
 }
 
-static void ident(int proto, const struct ms_msg *m, char *out, size_t n)
+static void ident(int proto, const struct ms_msg *m, const char *acct,
+		  char *out, size_t n)
 {
 	size_t j;
 
 	out[0] = '\0';
-	if (proto == MS_PROTO_POP3 && m->uidl[0]) {
+	if (proto == MS_PROTO_POP3 && !m->uidl[0])
+		return;
+	/* the account first: two accounts may share one Maildir, and their
+	 * servers may number alike (same UIDVALIDITY, same UIDL format) */
+	j = acct && *acct ? (size_t)snprintf(out, n, ",A=%s", acct) : 0;
+	if (j >= n)
+		j = 0;
+	out += j;
+	n -= j;
+	if (proto == MS_PROTO_POP3) {
 		j = (size_t)snprintf(out, n, ",P=");
 		for (const unsigned char *p = (const void *)m->uidl;
 		     *p && j + 4 < n; p++) {
@@ -148,22 +158,27 @@ static void ident(int proto, const struct ms_msg *m, char *out, size_t n)
 						      *p);
 		}
 		out[j] = '\0';
-	} else if (proto != MS_PROTO_POP3) {
+	} else {
 		snprintf(out, n, ",U=%lu,V=%lu", (unsigned long)m->uid,
 			 (unsigned long)m->uidvalidity);
 	}
 }
 
-/* Over-long names (a POP3 UIDL full of escapes) drop the host, then the
- * sizes, and the identity last (the copy is kept either way). */
+/* Over-long names (a POP3 UIDL full of escapes, a long account name)
+ * drop the host, then the sizes, then the account (the file then counts
+ * for every account, as before A= existed), and the identity last (the
+ * copy is kept either way).  Returns 1 when the identity was dropped. */
 int ms_maildir_final(char *out, size_t n, const char *unique, size_t hostpos,
-		     int proto, const struct ms_msg *meta, uint64_t bytes,
-		     uint64_t vsize, int *cur)
+		     int proto, const char *acct, const struct ms_msg *meta,
+		     uint64_t bytes, uint64_t vsize, int *cur)
 {
-	char id[3 * MS_UIDL_MAX + 40], sz[80], info[16] = "", fl[8];
+	char id[3 * MS_UIDL_MAX + 128], bare[3 * MS_UIDL_MAX + 40];
+	char sz[80], info[16] = "", fl[8];
+	const char *use;
 	int k, try;
 
-	ident(proto, meta, id, sizeof id);
+	ident(proto, meta, acct, id, sizeof id);
+	ident(proto, meta, NULL, bare, sizeof bare);
 	k = snprintf(sz, sizeof sz, ",S=%llu,W=%llu", (unsigned long long)bytes,
 		     (unsigned long long)vsize);
 	if (meta->size && meta->size != vsize)
@@ -174,14 +189,15 @@ int ms_maildir_final(char *out, size_t n, const char *unique, size_t hostpos,
 		flag_letters(meta->flags, fl);
 		snprintf(info, sizeof info, ":2,%s", fl);
 	}
-	for (try = 0; try < 4; try++) {
+	for (try = 0; try < 5; try++) {
+		use = try < 3 ? id : try < 4 ? bare : "";
 		k = snprintf(out, n, "%.*s%s%s%s",
 			     (int)(try ? hostpos : strlen(unique)), unique,
-			     try < 2 ? sz : "", try < 3 ? id : "", info);
+			     try < 2 ? sz : "", use, info);
 		if (k > 0 && (size_t)k < n && k <= 255)
 			break;
 	}
-	return try >= 3 && id[0];
+	return try >= 4 && id[0];
 }
 
 static int parse_num(const char *p, size_t n, uint64_t max, uint64_t *out)
@@ -214,15 +230,21 @@ static int parse_uidl(const char *p, size_t n, char *out)
 	return j ? 0 : -1;
 }
 
-/* One ",K=value" field of the name (p after the ','); 0 or -1. */
-static int parse_field(const char *p, size_t n, struct ms_msg *m, int seen[4],
-		       uint64_t *w, uint64_t *z)
+/* One ",K=value" field of the name (p after the ','); 0 or -1.  A= is
+ * -1 when it names another account than acct (NULL: any). */
+static int parse_field(const char *p, size_t n, const char *acct,
+		       struct ms_msg *m, int seen[4], uint64_t *w, uint64_t *z)
 {
 	uint64_t v;
 
 	if (n < 2 || p[1] != '=')
 		return 0;
 	switch (p[0]) {
+	case 'A':
+		if (seen[3]++ || n == 2)
+			return -1;
+		return acct && (strlen(acct) != n - 2 ||
+				memcmp(acct, p + 2, n - 2) != 0) ? -1 : 0;
 	case 'U':
 		if (seen[0]++ || parse_num(p + 2, n - 2, UINT32_MAX, &v) || !v)
 			return -1;
@@ -243,7 +265,7 @@ static int parse_field(const char *p, size_t n, struct ms_msg *m, int seen[4],
 	return 0;
 }
 
-int ms_maildir_parse(const char *name, struct ms_msg *m)
+int ms_maildir_parse(const char *name, const char *acct, struct ms_msg *m)
 {
 	const char *colon = strchr(name, ':'), *p, *q, *end;
 	int seen[4] = {0}, bad = 0;
@@ -256,8 +278,8 @@ int ms_maildir_parse(const char *name, struct ms_msg *m)
 	for (p = memchr(name, ',', (size_t)(end - name)); p && !bad; p = q) {
 		p++;
 		q = memchr(p, ',', (size_t)(end - p));
-		bad = parse_field(p, (size_t)((q ? q : end) - p), m, seen, &w,
-				  &z);
+		bad = parse_field(p, (size_t)((q ? q : end) - p), acct, m,
+				  seen, &w, &z);
 	}
 	if (bad || !((seen[0] && seen[1] && !seen[2]) ||
 		     (seen[2] && !seen[0] && !seen[1])))

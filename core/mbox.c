@@ -617,7 +617,8 @@ static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 		rc = append_one(f, &f->msgs[i], &wl, e);
 		if (rc == 0)
 			rc = ms_mbox_index_line(idx, &f->msgs[i], (off_t)off,
-					msg_total(&f->msgs[i]), e);
+					msg_total(&f->msgs[i]), f->s->a->name,
+					e);
 		off += msg_total(&f->msgs[i]);
 	}
 	if (rc == 0 && wl)
@@ -626,9 +627,11 @@ static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 		rc = ms_fs_fsync(f->fd, f->path, e);
 	if (rc == 0)
 		rc = ms_buf_addf(idx, e, "e %" PRIu64 "\n", off);
-	/* the mbox as it is now, for a cheap check at the next open */
-	if (rc == 0 && (rc = ms_mbox_stamp_line(f, stamp, sizeof stamp,
-						 e)) == 0)
+	/* the mbox as it is now, for a cheap check at the next open; not
+	 * while another account's records fail (they must be hashed again
+	 * until that account has seen and dropped them) */
+	if (rc == 0 && !f->nforeign_bad &&
+	    (rc = ms_mbox_stamp_line(f, stamp, sizeof stamp, e)) == 0)
 		rc = ms_buf_add(idx, stamp, strlen(stamp), e);
 	return rc;
 }
@@ -799,8 +802,10 @@ static int mbox_put_labels(struct ms_store_folder *f, const char *data,
 	return rc;
 }
 
-/* At open: check the index against the mbox and remember which records
- * no longer match (by position and offset) for lost/forget_lost. */
+/* At open: check the index against the mbox and remember which of this
+ * account's records no longer match (by position and offset) for
+ * lost/forget_lost.  Another account's records are its own to report and
+ * drop: they stay. */
 static int remember_invalid(struct ms_store_folder *f, struct ms_err *e)
 {
 	size_t i;
@@ -810,7 +815,7 @@ static int remember_invalid(struct ms_store_folder *f, struct ms_err *e)
 		return rc;
 	f->nbad1 = 0;
 	for (i = 0; i < f->nents; i++)
-		f->nbad1 += !f->ents[i].valid;
+		f->nbad1 += !f->ents[i].valid && !f->ents[i].foreign;
 	if (f->nbad1 == 0)
 		return 0;
 	f->bad1 = calloc(f->nents, 1);
@@ -818,7 +823,7 @@ static int remember_invalid(struct ms_store_folder *f, struct ms_err *e)
 	if (!f->bad1 || !f->bad1_off)
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	for (i = 0; i < f->nents; i++) {
-		f->bad1[i] = !f->ents[i].valid;
+		f->bad1[i] = !f->ents[i].valid && !f->ents[i].foreign;
 		f->bad1_off[i] = f->ents[i].off;
 	}
 	f->nbad1 = f->nents;

@@ -40,7 +40,11 @@
  * FLAGS: MS_F_* in hex; NL: 1 when a final newline was added; SHA256 of
  * the message as stored before quoting (LF line ends, without the added
  * newline); SIZE: the server's size; DATE: INTERNALDATE or 0; ID: "u
- * UIDVALIDITY UID", "p UIDL" or "n" (POP3 without UIDL).  Only "m" lines
+ * UIDVALIDITY UID", "p UIDL" or "n" (POP3 without UIDL), then " a=NAME",
+ * the account that stored it: accounts sharing an mbox never take each
+ * other's records for their own (their servers may number alike).
+ * Records without a= (older writers) count for every account; older
+ * readers ignore the field.  Only "m" lines
  * inside a b..e group count; a torn last line is ignored.  Records the
  * mbox lost are dropped by rewriting the whole index (temporary file,
  * fsync, rename) as one "b S S" .. "e S" group, under the mbox locks.
@@ -273,7 +277,7 @@ static void hex(const unsigned char *p, size_t n, char *out)
 }
 
 int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
-		      uint64_t len, struct ms_err *e)
+		      uint64_t len, const char *acct, struct ms_err *e)
 {
 	char sha[65], id[MS_UIDL_MAX + 32];
 	const struct ms_msg *m = &d->meta;
@@ -287,8 +291,10 @@ int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
 	else
 		snprintf(id, sizeof id, "n");
 	return ms_buf_addf(b, e, "m %lld %" PRIu64 " %x %d %s %" PRIu64
-			   " %" PRId64 " %s\n", (long long)off, len, m->flags,
-			   d->nl_added, sha, m->size, m->internaldate, id);
+			   " %" PRId64 " %s%s%s\n", (long long)off, len,
+			   m->flags, d->nl_added, sha, m->size,
+			   m->internaldate, id, acct && *acct ? " a=" : "",
+			   acct ? acct : "");
 }
 
 /* ---- validation: does the mbox still hold what the index lists? ------ */
@@ -310,7 +316,29 @@ static int unhex(char c)
 	return -1;
 }
 
-static int parse_m(const char *l, struct idx_ent *x)
+/* After the ID's skip words: " a=NAME" or nothing.  1 when it names an
+ * account other than acct, -1 when malformed. */
+static int parse_acct(const char *p, int skip, const char *acct)
+{
+	size_t n;
+
+	for (; skip > 0; skip--) {
+		p += strspn(p, " ");
+		p += strcspn(p, " ");
+	}
+	p += strspn(p, " ");
+	if (!*p)
+		return 0; /* written before a= existed: anybody's */
+	if (strncmp(p, "a=", 2) != 0)
+		return 0; /* a later field: ignored */
+	p += 2;
+	n = strcspn(p, " ");
+	if (!n)
+		return -1;
+	return strlen(acct) != n || memcmp(p, acct, n) != 0;
+}
+
+static int parse_m(const char *l, const char *acct, struct idx_ent *x)
 {
 	unsigned long long o, len, size, uv, uid;
 	long long date;
@@ -341,6 +369,9 @@ static int parse_m(const char *l, struct idx_ent *x)
 	} else if (kind != 'n') {
 		return -1;
 	}
+	if ((x->foreign = parse_acct(l + pos, kind == 'u' ? 2 : kind == 'p',
+				     acct)) < 0)
+		return -1;
 	m->size = size;
 	m->flags = flags;
 	m->internaldate = date;
@@ -419,7 +450,7 @@ static int val_line(struct ms_store_folder *f, void *ctx, const char *l,
 	default:
 		return 0;
 	}
-	if (!c->in_group || parse_m(line, &x) < 0)
+	if (!c->in_group || parse_m(line, f->s->a->name, &x) < 0)
 		return 0;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
@@ -624,6 +655,7 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 	f->val_cached = 0;
 	ms_mbox_ents_free(f);
 	f->stamp_ok = 0;
+	f->nforeign_bad = 0;
 	rc = idx_read(f, 0, 0, val_line, &c, &done, &torn, e);
 	grp_drop(&c);
 	free(c.grp);
@@ -646,6 +678,7 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 			x->valid = 0;
 		else
 			x->valid = f->stamp_ok || hash_ok(f, x);
+		f->nforeign_bad += !x->valid && x->foreign;
 	}
 	memcpy(f->val_key, key, sizeof key);
 	f->val_cached = 1;
@@ -700,12 +733,14 @@ int ms_mbox_lost_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 
 	*n = 0;
 	for (i = 0; i < f->nents; i++)
-		nbad += !f->ents[i].valid;
+		nbad += !f->ents[i].valid && !f->ents[i].foreign;
 	if (nbad == 0)
 		return 0;
 	if (!(k = calloc(f->nents, sizeof *k)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	for (i = 0; i < f->nents; i++) {
+		if (f->ents[i].foreign)
+			continue; /* another account's, with its own numbers */
 		ent_key(&f->ents[i].meta, k[nk].key, sizeof k[nk].key);
 		k[nk].i = i;
 		if (k[nk].key[0])
@@ -739,8 +774,11 @@ int ms_mbox_idx_rewrite(struct ms_store_folder *f, const unsigned char *drop,
 		return rc;
 	for (i = 0; i < f->nents; i++)
 		ndrop += drop && drop[i];
+	if (f->nforeign_bad)
+		stamp[0] = '\0'; /* another account's records failed */
 	if (ndrop == 0)
-		return ms_mbox_idx_append(f, stamp, strlen(stamp), e);
+		return stamp[0] ? ms_mbox_idx_append(f, stamp, strlen(stamp), e)
+				: 0;
 	if (fstat(f->fd, &st) < 0)
 		return ms_err_sys(e, MS_EIO, errno, "%s: fstat", f->path);
 	ms_buf_init(&b, 0);
@@ -830,11 +868,12 @@ int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 	/* Without an index nothing is known: the engine re-downloads
 	 * (a duplicate rather than a loss); messages are never rewritten
 	 * to carry our identity.  Records the mbox no longer matches
-	 * (removed, truncated, replaced) count for nothing either. */
+	 * (removed, truncated, replaced) count for nothing either, nor do
+	 * another account's (a=NAME). */
 	if ((rc = ms_mbox_validate(f, e)) < 0)
 		return rc;
 	for (size_t i = 0; i < f->nents && rc == 0; i++) {
-		if (!f->ents[i].valid)
+		if (!f->ents[i].valid || f->ents[i].foreign)
 			continue;
 		snprintf(ref, sizeof ref, "%llu",
 			 (unsigned long long)f->ents[i].off);

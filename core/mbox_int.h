@@ -45,6 +45,7 @@ struct idx_ent {
 	uint64_t off, len;
 	unsigned char sha[32];
 	int nl, valid;
+	int foreign;             /* stored by another account (a=NAME) */
 	struct ms_msg meta;
 	char *line;              /* the record, for a rewrite */
 };
@@ -77,6 +78,10 @@ struct ms_store_folder {
 	struct idx_ent *ents;
 	size_t nents, capents;
 	int stamp_ok;            /* the last "s" record matches the mbox */
+	/* records of other accounts that failed the last validation: they
+	 * stay for their account to report, and while any do, no "s" record
+	 * is written (it would let the next validation skip the hashes) */
+	size_t nforeign_bad;
 	int val_cached;          /* ents match mbox and index as in val_key */
 	unsigned long long val_key[6]; /* their size, mtime s, mtime ns */
 	unsigned char *bad1;     /* invalid at folder open, by position */
@@ -105,9 +110,10 @@ int ms_mbox_idx_append(struct ms_store_folder *f, const char *p, size_t n,
 		       struct ms_err *e);
 /* Locks held: cut an append a crash left open, close it with "x". */
 int ms_mbox_recover(struct ms_store_folder *f, struct ms_err *e);
-/* The "m" record of a message appended at off, len bytes long. */
+/* The "m" record of a message appended at off, len bytes long, by the
+ * account acct. */
 int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
-		       uint64_t len, struct ms_err *e);
+		       uint64_t len, const char *acct, struct ms_err *e);
 int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		 struct ms_err *e);
 /* Read the committed records and check each against the mbox: inside the

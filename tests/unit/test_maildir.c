@@ -695,7 +695,7 @@ static void test_parse(void)
 
 	for (size_t i = 0; i < sizeof parse_tab / sizeof *parse_tab; i++) {
 		const struct ptab *t = &parse_tab[i];
-		int rc = ms_maildir_parse(t->name, &m);
+		int rc = ms_maildir_parse(t->name, NULL, &m);
 		snprintf(name, sizeof name, "parse #%zu", i);
 		if (!t->ok) {
 			T_EQ_INT(rc, -1, name);
@@ -728,18 +728,95 @@ static void test_parse(void)
 	memset(uidl, '/', 60);
 	uidl[60] = '\0';
 	memcpy(meta.uidl, uidl, strlen(uidl) + 1);
-	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, &meta, 1, 2,
-			     &cur);
-	T_OK(r == 0 && strlen(out) <= 255 && ms_maildir_parse(out, &m) == 0 &&
+	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, NULL, &meta, 1,
+			     2, &cur);
+	T_OK(r == 0 && strlen(out) <= 255 &&
+		 ms_maildir_parse(out, NULL, &m) == 0 &&
 		 strcmp(m.uidl, uidl) == 0,
 	     "long UIDL: fits without host/sizes, identity kept");
 	memset(uidl, '/', 70);
 	uidl[70] = '\0';
 	memcpy(meta.uidl, uidl, strlen(uidl) + 1);
-	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, &meta, 1, 2,
-			     &cur);
-	T_OK(r == 1 && strlen(out) <= 255 && ms_maildir_parse(out, &m) < 0,
+	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, NULL, &meta, 1,
+			     2, &cur);
+	T_OK(r == 1 && strlen(out) <= 255 &&
+		 ms_maildir_parse(out, NULL, &m) < 0,
 	     "over-long UIDL: stored without identity (reported)");
+}
+
+/* A=: the account that stored the file (two accounts, one Maildir). */
+static const struct {
+	const char *name, *acct;
+	int ok;
+} acct_tab[] = {
+    {"1.h,S=1,W=1,A=work,P=x", "work", 1},
+    {"1.h,S=1,W=1,A=work,P=x", "home", 0},
+    {"1.h,S=1,W=1,A=work,P=x", NULL, 1},
+    {"1.h,A=work,U=1,V=2:2,S", "work", 1},
+    {"1.h,A=work,U=1,V=2:2,S", "wor", 0},
+    {"1.h,A=wor,U=1,V=2", "work", 0},
+    {"1.h,A=work,A=work,P=x", "work", 0}, /* twice */
+    {"1.h,A=,P=x", "work", 0},
+    {"1.h,A=work", "work", 0}, /* no identity */
+    {"1.h,S=1,W=1,P=x", "home", 1},       /* before A=: any account */
+    {"1.h,U=1,V=2", "home", 1},
+};
+
+static void test_parse_account(void)
+{
+	char name[80], out[300], uidl[80], host[80], uniq[256], acct[80];
+	struct ms_msg m, meta;
+	size_t hp;
+	int cur, r;
+
+	for (size_t i = 0; i < sizeof acct_tab / sizeof *acct_tab; i++) {
+		snprintf(name, sizeof name, "account #%zu %s (%s)", i,
+			 acct_tab[i].name,
+			 acct_tab[i].acct ? acct_tab[i].acct : "any");
+		r = ms_maildir_parse(acct_tab[i].name, acct_tab[i].acct, &m);
+		T_EQ_INT(r, acct_tab[i].ok ? 0 : -1, name);
+	}
+	ms_maildir_host(host, sizeof host);
+	hp = ms_maildir_unique(host, uniq, sizeof uniq);
+	memset(&meta, 0, sizeof meta);
+	strcpy(meta.uidl, "abc/1");
+	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, "work", &meta,
+			     1, 2, &cur);
+	T_OK(r == 0 && strstr(out, ",A=work,P=abc%2F1") &&
+		 ms_maildir_parse(out, "work", &m) == 0 &&
+		 strcmp(m.uidl, "abc/1") == 0 &&
+		 ms_maildir_parse(out, "home", &m) < 0,
+	     "POP3 name carries A=work: ours for work, not for home");
+	memset(&meta, 0, sizeof meta);
+	meta.uid = 7;
+	meta.uidvalidity = 9;
+	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_IMAP, "w.o-r_k",
+			     &meta, 1, 2, &cur);
+	T_OK(r == 0 && strstr(out, ",A=w.o-r_k,U=7,V=9") &&
+		 ms_maildir_parse(out, "w.o-r_k", &m) == 0 && m.uid == 7 &&
+		 ms_maildir_parse(out, "work", &m) < 0,
+	     "IMAP name carries A=");
+	/* a 64-byte account and a UIDL of 60 escapes: the account goes
+	 * before the identity does */
+	memset(acct, 'a', 64);
+	acct[64] = '\0';
+	memset(uidl, '/', 60);
+	uidl[60] = '\0';
+	memset(&meta, 0, sizeof meta);
+	memcpy(meta.uidl, uidl, strlen(uidl) + 1);
+	r = ms_maildir_final(out, 256, uniq, hp, MS_PROTO_POP3, acct, &meta, 1,
+			     2, &cur);
+	T_OK(r == 0 && strlen(out) <= 255 && !strstr(out, ",A=") &&
+		 ms_maildir_parse(out, "other", &m) == 0 &&
+		 strcmp(m.uidl, uidl) == 0,
+	     "long account + long UIDL: A= dropped, identity kept");
+	memset(&m, 0, sizeof m);
+	m.uid = 9;
+	m.uidvalidity = 8;
+	T_OK(ms_maildir_relabel(out, sizeof out, "1.h,S=3,A=w,P=x,W=5:2,S",
+				&m) == 0 &&
+		 strcmp(out, "1.h,S=3,A=w,W=5,U=9,V=8:2,S") == 0,
+	     "relabel keeps A=");
 }
 
 /* Child: private namespace, tmpfs; returns 0, 77 (skip) or a failure. */
@@ -856,6 +933,7 @@ int main(void)
 	test_stale_dry();
 	test_partial_commit();
 	test_parse();
+	test_parse_account();
 	test_tmpfs();
 	test_readonly_chmod();
 	if (!getenv("MS_KEEP_TMP")) {

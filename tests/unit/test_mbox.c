@@ -455,7 +455,7 @@ static void check_index(const struct split *sp, size_t mlen)
 		n = strlen(corpus[i].want);
 		/* the hash excludes the newline we add */
 		sha_hex(corpus[i].want, n - (i == 1), sha);
-		snprintf(want, sizeof want, "m %zu %zu 0 %d %s %zu 0 p %s",
+		snprintf(want, sizeof want, "m %zu %zu 0 %d %s %zu 0 p %s a=t",
 			 sp->off[i],
 			 (i + 1 < NCORPUS ? sp->off[i + 1] : mlen) - sp->off[i],
 			 i == 1, sha, strlen(corpus[i].raw), corpus[i].uidl);
@@ -784,8 +784,8 @@ static void test_imap_layout(void)
 	free(mb);
 	snprintf(path, sizeof path, "%s/Work/2024.msidx", root);
 	mb = slurp(path, &n);
-	T_OK(mb && strstr(mb, " 0 1704067200 u 7 42\n"),
-	     "IMAP: index identity u UIDVALIDITY UID");
+	T_OK(mb && strstr(mb, " 0 1704067200 u 7 42 a=t\n"),
+	     "IMAP: index identity u UIDVALIDITY UID, account");
 	free(mb);
 	ms_mbox_store.folder_close(f);
 	ms_mbox_store.close(s);
@@ -882,9 +882,10 @@ static int ids_cb(void *ctx, const struct ms_msg *m, const char *ref,
 
 /* Open the folder: what lost reports, then (forget_lost done) what scan
  * reports (identities in lost and kept); 0 or the failing op's code. */
-static int val_open(struct ids *lost, struct ids *kept)
+static int val_open_as(struct ms_account *a, struct ids *lost,
+		       struct ids *kept)
 {
-	struct ms_store *s = store_open(&acct_val, 0);
+	struct ms_store *s = store_open(a, 0);
 	struct ms_store_folder *f = NULL;
 	struct ms_err e;
 	int rc;
@@ -902,6 +903,11 @@ static int val_open(struct ids *lost, struct ids *kept)
 	ms_mbox_store.folder_close(f);
 	ms_mbox_store.close(s);
 	return rc;
+}
+
+static int val_open(struct ids *lost, struct ids *kept)
+{
+	return val_open_as(&acct_val, lost, kept);
 }
 
 static void age(const char *path)
@@ -1018,6 +1024,88 @@ static void test_validate(void)
 	T_EQ_INT(count_lines(vidx, "m "), 0, "and dropped from the index");
 }
 
+/* Two accounts, one mbox, the same UIDLs (their servers number alike):
+ * each sees only its own records (a=NAME), reports and drops only its
+ * own, and leaves the other's failed records for the other to find. */
+static void test_foreign(void)
+{
+	static struct ms_account one = { .name = "one",
+					 .proto = MS_PROTO_POP3 };
+	static struct ms_account two = { .name = "two",
+					 .proto = MS_PROTO_POP3 };
+	char path[256], idx[300], *mb, *p, *q;
+	struct ms_store *s;
+	struct ms_store_folder *f = NULL;
+	struct durable d = { 0 };
+	struct ids lost, kept;
+	struct ms_err e;
+	struct split sp;
+	size_t i, n;
+	int rc = 0, fd;
+
+	snprintf(path, sizeof path, "%s/mail/shared", dir);
+	snprintf(idx, sizeof idx, "%s.msidx", path);
+	one.store_path = two.store_path = path;
+	s = store_open(&one, 0);
+	if (!s || ms_mbox_store.folder_open(s, "INBOX", &f, &e) < 0)
+		rc = -1;
+	for (i = 0; i < NCORPUS && rc == 0; i++)
+		rc = put(f, corpus[i].raw, strlen(corpus[i].raw),
+			 corpus[i].step, corpus[i].uidl);
+	if (rc == 0)
+		rc = ms_mbox_store.commit(f, durable_cb, &d, &e);
+	ms_mbox_store.folder_close(f);
+	ms_mbox_store.close(s);
+	T_EQ_INT(rc, 0, "foreign: account one stores five messages");
+	T_EQ_INT(count_lines(idx, "m "), 5, "foreign: five records");
+
+	T_EQ_INT(val_open_as(&two, &lost, &kept), 0, "foreign: two opens");
+	T_OK(lost.n == 0 && kept.n == 0,
+	     "foreign: one's records (same UIDLs) are not two's");
+	T_EQ_INT(val_open_as(&one, &lost, &kept), 0, "foreign: one opens");
+	T_OK(lost.n == 0 && kept.n == 5, "foreign: one sees its five");
+
+	/* the mbox cut inside message 4: two reports and drops nothing, and
+	 * stamps nothing; one then finds its two messages lost */
+	mb = slurp(path, &n);
+	split(mb, n, &sp);
+	T_OK(truncate(path, (off_t)(sp.off[3] + 20)) == 0,
+	     "foreign: mbox cut inside message 4");
+	split_free(&sp);
+	free(mb);
+	age(path);
+	rc = count_lines(idx, "s ");
+	T_EQ_INT(val_open_as(&two, &lost, &kept), 0, "foreign: two opens, cut");
+	T_OK(lost.n == 0 && kept.n == 0, "foreign: two reports nothing lost");
+	T_EQ_INT(count_lines(idx, "m "), 5, "foreign: two dropped no record");
+	T_EQ_INT(count_lines(idx, "s "), rc, "foreign: two wrote no stamp");
+	T_EQ_INT(val_open_as(&one, &lost, &kept), 0, "foreign: one opens, cut");
+	T_OK(lost.n == 2 && !strcmp(lost.uidl[0], "u4") &&
+		 !strcmp(lost.uidl[1], "u5") && kept.n == 3,
+	     "foreign: one finds messages 4 and 5 lost, keeps 3");
+	T_EQ_INT(count_lines(idx, "m "), 3, "foreign: one dropped its two");
+
+	/* records written before a= existed count for every account */
+	mb = slurp(idx, &n);
+	for (p = q = mb; mb && *p;) {
+		if (!strncmp(p, " a=one", 6))
+			p += 6;
+		else
+			*q++ = *p++;
+	}
+	if (mb)
+		*q = '\0';
+	fd = open(idx, O_WRONLY | O_TRUNC);
+	T_OK(mb && fd >= 0 && write(fd, mb, strlen(mb)) == (ssize_t)strlen(mb),
+	     "foreign: a= removed from the index");
+	if (fd >= 0)
+		close(fd);
+	free(mb);
+	T_EQ_INT(val_open_as(&two, &lost, &kept), 0, "foreign: two opens, no a=");
+	T_OK(lost.n == 0 && kept.n == 3,
+	     "foreign: records without a= count for two too");
+}
+
 int main(void)
 {
 	if (!mkdtemp(strcpy(dir, "/tmp/test_mbox.XXXXXX")))
@@ -1036,6 +1124,7 @@ int main(void)
 	test_refusals();
 	test_imap_layout();
 	test_validate();
+	test_foreign();
 	test_enospc();
 	if (!getenv("KEEP")) {
 		char cmd[128];
