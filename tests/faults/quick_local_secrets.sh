@@ -9,11 +9,7 @@
 # while a slow password_command runs: no hit.  (Dovecot offers no XOAUTH2
 # here, so the token runs end before any token is sent: exit 77.)
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 crlf_msg "$T/m1" "Subject: secret test" "Message-ID: <s1@x>" "" "nothing secret here"
 dv_seed $U INBOX "$T/m1"

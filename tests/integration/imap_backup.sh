@@ -2,11 +2,7 @@
 # IMAP backup to Maildir against a real Dovecot: exact bytes, read-only keep
 # mode, idempotence, incremental runs, lost state, locking, dry run.
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 
 # --- the corpus: every message is a trap for some parser ---

@@ -4,11 +4,7 @@
 # policy refuses and other clients' \Deleted mail survive; delete-after N
 # uses INTERNALDATE.
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER2
 
 for i in 1 2 3 4 5; do

@@ -3,11 +3,7 @@
 # the server's (CONDSTORE: nothing re-read when nothing changed); expunges
 # are mirrored into the quarantine, and a mass vanishing is refused.
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 for i in $(seq 1 10); do
 	crlf_msg "$T/m$i" "Subject: m$i" "Message-ID: <m$i@x>" "" "body $i"

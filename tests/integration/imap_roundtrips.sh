@@ -7,11 +7,7 @@
 # sends LIST-STATUS and LOGOUT only and writes nothing (no fsync, rename,
 # unlink or file creation).
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 
 # INBOX: 450 small messages (two commits inside the stream, one at the

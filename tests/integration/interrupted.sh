@@ -3,11 +3,7 @@
 # recorded it: the next run records the stored copies instead of fetching
 # them again (no duplicate), IMAP and POP3, Maildir and mbox.
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 
 for i in 1 2 3 4 5 6 7; do

@@ -13,11 +13,7 @@
 # program while records must be dropped (exit 75, nothing fetched or
 # deleted); the cost in reads of the mbox (strace).
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 for i in 1 2 3 4 5 6; do
 	crlf_msg "$T/m$i" "Subject: index $i" "Message-ID: <ix$i@x>" "" \

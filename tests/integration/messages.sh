@@ -6,11 +6,7 @@
 # is one line, with no "N folders failed" on top; a size skip names the
 # account, folder and UID.
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 
 for i in 1 2 3; do

@@ -29,15 +29,6 @@ server_set() { # USER: sorted hashes of the server's messages, CRLF -> LF
 	local u
 	for u in $(dv_uids "$1" INBOX); do dv_body "$1" INBOX "$u" | crlf_to_lf | sha256sum; done | sort
 }
-local_set() { # KIND STORE-PATH
-	if [ "$1" = maildir ]; then
-		sha_lf "$2"/new/* "$2"/cur/*
-	else
-		rm -rf "$T/split" && mkdir -p "$T/split"
-		[ -f "$2" ] && python3 "$here/../lib/mboxrd_split.py" "$2" "$T/split" >/dev/null
-		sha_lf "$T"/split/*
-	fi
-}
 
 # scenario NAME USER PROTO KIND POLICY LOSS
 #   KIND maildir|mbox, LOSS some (two Maildir files) | mbox (mbox + index)
@@ -80,7 +71,7 @@ scenario() {
 	assert_eq "$(dv_count "$u" INBOX)" 8 "$name: nothing deleted on the server in that run"
 	assert_eq "$(dv_commands "$u" | grep -Ec '^[^ ]* ?(DELE|UID STORE|UID EXPUNGE|EXPUNGE)')" 0 \
 		"$name: no DELE, STORE or EXPUNGE sent"
-	assert_same_set "$(local_set "$kind" "$path")" "$want" "$name: lost ones fetched again, store byte-identical to the server"
+	assert_same_set "$(stored_hashes "$kind" "$path")" "$want" "$name: lost ones fetched again, store byte-identical to the server"
 	dv_rawlog_clear "$u"
 	# POP3 delete-after counts from when the message was stored (now)
 	if [ "$proto/$policy" = "pop3s/delete-after 1" ]; then
@@ -92,7 +83,7 @@ scenario() {
 	assert_eq "$RC$ERR" 0 "$name: next run exits 0 silently"
 	assert_eq "$(dv_count "$u" INBOX)" 0 "$name: next run deletes normally"
 	assert_eq "$(dv_commands "$u" | grep -Ec 'BODY.PEEK|^RETR')" 0 "$name: next run downloads nothing"
-	assert_same_set "$(local_set "$kind" "$path")" "$want" "$name: local copies intact"
+	assert_same_set "$(stored_hashes "$kind" "$path")" "$want" "$name: local copies intact"
 }
 
 scenario imap-md-some   $DV_USER2 imaps maildir delete         some

@@ -2,11 +2,7 @@
 # POP3S against a real Dovecot: exact bytes into Maildir and mbox, keep mode
 # is a no-op the second time, delete mode removes exactly what was stored.
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 
 crlf_msg "$T/p1" "Subject: dots" "Message-ID: <p1@x>" "" "." ".." "...x" ".leading" "From me" ">From you" ">>From them" "From"

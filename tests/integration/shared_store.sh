@@ -9,11 +9,7 @@
 # so alice's files never count as bob's.  (Without it, bob's state was
 # rebuilt from alice's files and his mail deleted unfetched.)
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 A=$DV_USER B=$DV_USER2
 
 mkdir -p "$T/src"
@@ -39,15 +35,6 @@ fresh() {
 		dv_import_inbox "$u" "$@" || not_ok "fresh $u"
 }
 uidv() { dv_doveadm -f tab mailbox status -u "$1" uidvalidity INBOX | tail -n 1 | cut -f 2; }
-local_set() { # KIND PATH: sorted hashes of the stored messages
-	if [ "$1" = maildir ]; then
-		sha_lf "$2"/new/* "$2"/cur/*
-	else
-		rm -rf "$T/split" && mkdir -p "$T/split"
-		[ -f "$2" ] && python3 "$here/../lib/mboxrd_split.py" "$2" "$T/split" >/dev/null
-		sha_lf "$T"/split/*
-	fi
-}
 
 k=0
 for combo in pop3s/maildir pop3s/mbox imaps/maildir imaps/mbox; do
@@ -73,18 +60,18 @@ for combo in pop3s/maildir pop3s/mbox imaps/maildir imaps/mbox; do
 
 	run_ms -c "$D/a.ini"
 	assert_eq "$RC$ERR" 0 "$n: alice's run: exit 0, silent"
-	assert_eq "$(local_set $kind "$path")" "$want_a" "$n: alice's three stored"
+	assert_eq "$(stored_hashes $kind "$path")" "$want_a" "$n: alice's three stored"
 
 	run_ms -c "$D/b.ini"
 	assert_eq "$RC$ERR" 0 "$n: bob's first run into the same store: exit 0, silent"
-	assert_eq "$(local_set $kind "$path")" "$want_ab" \
+	assert_eq "$(stored_hashes $kind "$path")" "$want_ab" \
 		"$n: bob's three fetched beside alice's, byte-identical"
 	assert_eq "$(dv_count $B INBOX)" 0 "$n: bob's three deleted on his server after the fetch"
 	assert_eq "$(dv_count $A INBOX)" 3 "$n: alice's server untouched"
 
 	run_ms -c "$D/a.ini"
 	assert_eq "$RC$ERR" 0 "$n: alice again: exit 0, silent"
-	assert_eq "$(local_set $kind "$path")" "$want_ab" \
+	assert_eq "$(stored_hashes $kind "$path")" "$want_ab" \
 		"$n: alice again: nothing fetched twice (bob's files are not hers)"
 	if [ "$kind" = maildir ]; then
 		assert_eq "$(ls "$path"/new "$path"/cur | grep -c ',A=alice,')/$(ls "$path"/new "$path"/cur | grep -c ',A=bob,')" \
@@ -100,7 +87,7 @@ for combo in pop3s/maildir pop3s/mbox imaps/maildir imaps/mbox; do
 	run_ms -c "$D/a.ini"
 	assert_eq "$RC $ERR" "0 mailsync: alice/INBOX: state was missing; rebuilt from the store: 3 messages" \
 		"$n: alice's state lost: rebuilt from her 3 files, not bob's (exit 0, one line)"
-	assert_eq "$(local_set $kind "$path")" "$want_ab" \
+	assert_eq "$(stored_hashes $kind "$path")" "$want_ab" \
 		"$n: alice's state lost: rebuilt, no duplicate"
 done
 

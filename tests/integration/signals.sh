@@ -4,11 +4,7 @@
 # fetches exactly the rest.  (strace slows every rename so the signal
 # reliably lands mid-run.)
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../lib/assert.sh"
-. "$here/../lib/dovecot.sh"
-. "$here/../lib/verify.sh"
-t_setup
-dovecot_start
+. "$here/../lib/start.sh"
 U=$DV_USER
 python3 - "$T" <<'PY'
 import sys

@@ -2,6 +2,8 @@
 # (bash; sourced after dovecot.sh).  Bytes are compared after CRLF -> LF,
 # the only change the stores make.
 
+MS_TEST_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 # crlf_to_lf < in > out
 crlf_to_lf() {
 	python3 -c 'import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().replace(b"\r\n", b"\n"))'
@@ -14,6 +16,18 @@ md_file() {
 		[ -e "$f" ] && { echo "$f"; return 0; }
 	done
 	return 1
+}
+
+# stored_hashes maildir|mbox PATH: sorted SHA-256 (after CRLF -> LF, as
+# sha_lf prints them) of every message in a Maildir folder or an mbox
+stored_hashes() {
+	if [ "$1" = maildir ]; then
+		sha_lf "$2"/new/* "$2"/cur/*
+	else
+		rm -rf "$T/split.hashes" && mkdir -p "$T/split.hashes"
+		[ -f "$2" ] && python3 "$MS_TEST_LIB/mboxrd_split.py" "$2" "$T/split.hashes" >/dev/null
+		sha_lf "$T"/split.hashes/*
+	fi
 }
 
 # md_count DIR: messages in a Maildir folder

@@ -932,6 +932,42 @@ static int count_lines(const char *path, const char *prefix)
 	return c;
 }
 
+/* Account a stores the whole corpus in its mbox in one commit. */
+static int store_corpus(struct ms_account *a)
+{
+	struct ms_store *s = store_open(a, 0);
+	struct ms_store_folder *f = NULL;
+	struct durable d = { 0 };
+	struct ms_err e;
+	int rc = 0;
+
+	if (!s || ms_mbox_store.folder_open(s, "INBOX", &f, &e) < 0)
+		rc = -1;
+	for (size_t i = 0; i < NCORPUS && rc == 0; i++)
+		rc = put(f, corpus[i].raw, strlen(corpus[i].raw),
+			 corpus[i].step, corpus[i].uidl);
+	if (rc == 0)
+		rc = ms_mbox_store.commit(f, durable_cb, &d, &e);
+	ms_mbox_store.folder_close(f);
+	ms_mbox_store.close(s);
+	return rc;
+}
+
+/* Cut the mbox 20 bytes into its message k (0-based). */
+static int cut_inside(const char *path, int k)
+{
+	struct split sp;
+	size_t n;
+	char *mb = slurp(path, &n);
+	int rc;
+
+	split(mb, n, &sp);
+	rc = truncate(path, (off_t)(sp.off[k] + 20));
+	split_free(&sp);
+	free(mb);
+	return rc;
+}
+
 static void test_validate(void)
 {
 	char vidx[300], *mb;
@@ -941,23 +977,13 @@ static void test_validate(void)
 	struct ids lost, kept;
 	struct ms_err e;
 	struct split sp;
-	size_t i, n;
-	int rc = 0, fd;
+	size_t n;
+	int rc, fd;
 
 	snprintf(val_path, sizeof val_path, "%s/mail/val", dir);
 	snprintf(vidx, sizeof vidx, "%s.msidx", val_path);
 	acct_val.store_path = val_path;
-	s = store_open(&acct_val, 0);
-	if (ms_mbox_store.folder_open(s, "INBOX", &f, &e) < 0)
-		rc = -1;
-	for (i = 0; i < NCORPUS && rc == 0; i++)
-		rc = put(f, corpus[i].raw, strlen(corpus[i].raw),
-			 corpus[i].step, corpus[i].uidl);
-	if (rc == 0)
-		rc = ms_mbox_store.commit(f, durable_cb, &d, &e);
-	ms_mbox_store.folder_close(f);
-	ms_mbox_store.close(s);
-	T_EQ_INT(rc, 0, "validate: five messages committed");
+	T_EQ_INT(store_corpus(&acct_val), 0, "validate: five messages committed");
 	T_EQ_INT(count_lines(vidx, "s "), 1, "the commit stamps size and mtime");
 
 	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open an intact mbox");
@@ -988,12 +1014,7 @@ static void test_validate(void)
 	T_OK(lost.n == 0 && kept.n == 4, "reported once only");
 
 	/* cut in the middle of the (now) last indexed message */
-	mb = slurp(val_path, &n);
-	split(mb, n, &sp);
-	T_OK(truncate(val_path, (off_t)(sp.off[3] + 20)) == 0,
-	     "mbox cut inside message 4");
-	split_free(&sp);
-	free(mb);
+	T_EQ_INT(cut_inside(val_path, 3), 0, "mbox cut inside message 4");
 	T_EQ_INT(val_open(&lost, &kept), 0, "validate: open a cut mbox");
 	T_OK(lost.n == 1 && !strcmp(lost.uidl[0], "u4") && kept.n == 3,
 	     "the cut message is lost, 3 kept");
@@ -1034,29 +1055,15 @@ static void test_foreign(void)
 	static struct ms_account two = { .name = "two",
 					 .proto = MS_PROTO_POP3 };
 	char path[256], idx[300], *mb, *p, *q;
-	struct ms_store *s;
-	struct ms_store_folder *f = NULL;
-	struct durable d = { 0 };
 	struct ids lost, kept;
-	struct ms_err e;
-	struct split sp;
-	size_t i, n;
-	int rc = 0, fd;
+	size_t n;
+	int rc, fd;
 
 	snprintf(path, sizeof path, "%s/mail/shared", dir);
 	snprintf(idx, sizeof idx, "%s.msidx", path);
 	one.store_path = two.store_path = path;
-	s = store_open(&one, 0);
-	if (!s || ms_mbox_store.folder_open(s, "INBOX", &f, &e) < 0)
-		rc = -1;
-	for (i = 0; i < NCORPUS && rc == 0; i++)
-		rc = put(f, corpus[i].raw, strlen(corpus[i].raw),
-			 corpus[i].step, corpus[i].uidl);
-	if (rc == 0)
-		rc = ms_mbox_store.commit(f, durable_cb, &d, &e);
-	ms_mbox_store.folder_close(f);
-	ms_mbox_store.close(s);
-	T_EQ_INT(rc, 0, "foreign: account one stores five messages");
+	T_EQ_INT(store_corpus(&one), 0,
+		 "foreign: account one stores five messages");
 	T_EQ_INT(count_lines(idx, "m "), 5, "foreign: five records");
 
 	T_EQ_INT(val_open_as(&two, &lost, &kept), 0, "foreign: two opens");
@@ -1067,12 +1074,7 @@ static void test_foreign(void)
 
 	/* the mbox cut inside message 4: two reports and drops nothing, and
 	 * stamps nothing; one then finds its two messages lost */
-	mb = slurp(path, &n);
-	split(mb, n, &sp);
-	T_OK(truncate(path, (off_t)(sp.off[3] + 20)) == 0,
-	     "foreign: mbox cut inside message 4");
-	split_free(&sp);
-	free(mb);
+	T_EQ_INT(cut_inside(path, 3), 0, "foreign: mbox cut inside message 4");
 	age(path);
 	rc = count_lines(idx, "s ");
 	T_EQ_INT(val_open_as(&two, &lost, &kept), 0, "foreign: two opens, cut");
