@@ -19,7 +19,7 @@ For every message the server was asked to delete (IMAP UID STORE
     that fd -> rename into new/ or cur/ (name carrying ,U=UID or ,P=UIDL)
     -> fsync of the new/ or cur/ directory
   mbox: write to the mbox -> fsync of the mbox -> index record (u UIDV UID
-    / p UIDL) written -> fsync of the index
+    / p UIDL, then a=ACCOUNT) written -> fsync of the index
   both: then a state journal write holding "+u UID" / "+p UIDL" -> fsync
     of the journal; every file created on the way (mbox, index, journal)
     followed by an fsync of its directory
@@ -257,8 +257,10 @@ def check(tr, proto, store, state, ident, t_del, bad):
             return fail("no fsync of %s after the rename" % newdir)
         ts_local = ts_dsync
     else:
-        pat = re.compile((r"^m .* u \d+ %s$" if proto == "imap" else
-                          r"^m .* p %s$") % re.escape(ident), re.M)
+        # the record ends with the identity, then " a=ACCOUNT"
+        pat = re.compile((r"^m .* u \d+ %s( a=\S+)?$" if proto == "imap"
+                          else r"^m .* p %s( a=\S+)?$") % re.escape(ident),
+                         re.M)
         ts_iw, iw = tr.first("write", 0, lambda d: d["path"] is not None and
                              d["path"].endswith(".msidx") and
                              pat.search(d["data"].decode("latin-1")))
