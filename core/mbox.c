@@ -912,6 +912,7 @@ static void mbox_folder_close(struct ms_store_folder *f)
 	free(f->idxname);
 	free(f->msgs);
 	ms_mbox_ents_free(f);
+	ms_buf_free(&f->upool);
 	free(f->ents);
 	free(f->bad1);
 	free(f->bad1_off);
@@ -932,6 +933,7 @@ static int mbox_folder_open(struct ms_store *s, const char *folder,
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	f->s = s;
 	f->fd = f->spool = f->dirfd = -1;
+	ms_buf_init(&f->upool, 0);
 	if ((rc = locate(s, folder, f, e)) < 0)
 		goto out;
 	f->lockname = malloc(strlen(f->name) + 8);

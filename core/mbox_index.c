@@ -50,8 +50,9 @@
  * fsync, rename) as one "b S S" .. "e S" group, under the mbox locks.
  */
 
+/* One whole line l (n bytes, no newline) that starts at byte at. */
 typedef int (*idx_fn)(struct ms_store_folder *f, void *ctx, const char *l,
-		      size_t n, struct ms_err *e);
+		      size_t n, off_t at, struct ms_err *e);
 
 static int idx_fail(struct ms_store_folder *f, int err, const char *what,
 		    struct ms_err *e)
@@ -91,7 +92,8 @@ static int idx_lines(struct ms_store_folder *f, const char *p, size_t n,
 		r->line_no++;
 		/* over-long lines are garbage: skipped */
 		if (r->part <= IDX_LINE_MAX &&
-		    (rc = fn(f, ctx, r->l.s, r->l.len - 1, e)) < 0)
+		    (rc = fn(f, ctx, r->l.s, r->l.len - 1,
+			     r->done - (off_t)r->part, e)) < 0)
 			return rc;
 		ms_buf_reset(&r->l);
 		r->part = 0;
@@ -161,12 +163,13 @@ out:
 }
 
 static int refresh_line(struct ms_store_folder *f, void *ctx, const char *l,
-			size_t n, struct ms_err *e)
+			size_t n, off_t at, struct ms_err *e)
 {
 	unsigned long long a = 0, b = 0;
 	char line[128];
 
 	(void)ctx;
+	(void)at;
 	(void)e;
 	if (n >= sizeof line || n < 1)
 		return 0;
@@ -302,6 +305,7 @@ int ms_mbox_index_line(struct ms_buf *b, const struct done_msg *d, off_t off,
 struct val_ctx {
 	struct idx_ent *grp;     /* "m" records of the open b..e group */
 	size_t n, cap;
+	size_t pool_at;          /* upool's length when the group began */
 	int in_group;
 	int have_stamp;
 	unsigned long long s_size, s_sec, s_nsec;
@@ -338,62 +342,92 @@ static int parse_acct(const char *p, int skip, const char *acct)
 	return strlen(acct) != n || memcmp(p, acct, n) != 0;
 }
 
-static int parse_m(const char *l, const char *acct, struct idx_ent *x)
+/* Parse an "m" record into x; its UIDL goes to f->upool. */
+static int parse_m(struct ms_store_folder *f, const char *l,
+		   const char *acct, struct idx_ent *x, struct ms_err *e)
 {
 	unsigned long long o, len, size, uv, uid;
 	long long date;
 	unsigned flags;
-	int nl, pos = 0, i;
+	int nl, pos = 0, i, rc;
 	char sha[65], kind, uidl[MS_UIDL_MAX + 2];
-	struct ms_msg *m = &x->meta;
+	size_t un = 0;
 
 	memset(x, 0, sizeof *x);
 	if (sscanf(l, "m %llu %llu %x %d %64s %llu %lld %c %n", &o, &len,
 		   &flags, &nl, sha, &size, &date, &kind, &pos) < 8 || !pos ||
 	    strlen(sha) != 64)
-		return -1;
+		return 1;
 	for (i = 0; i < 32; i++) {
 		int hi = unhex(sha[2 * i]), lo = unhex(sha[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return -1;
+			return 1;
 		x->sha[i] = (unsigned char)(hi << 4 | lo);
 	}
 	if (kind == 'u' && sscanf(l + pos, "%llu %llu", &uv, &uid) == 2 &&
 	    uv <= UINT32_MAX && uid <= UINT32_MAX && uid > 0) {
-		m->uidvalidity = (uint32_t)uv;
-		m->uid = (uint32_t)uid;
+		x->uidvalidity = (uint32_t)uv;
+		x->uid = (uint32_t)uid;
 	} else if (kind == 'p' && sscanf(l + pos, "%71s", uidl) == 1 &&
-		   strlen(uidl) <= MS_UIDL_MAX) {
-		memcpy(m->uidl, uidl, strlen(uidl) + 1);
+		   (un = strlen(uidl)) <= MS_UIDL_MAX) {
+		/* stored below, once the rest of the record is known good */
 	} else if (kind != 'n') {
-		return -1;
+		return 1;
 	}
-	if ((x->foreign = parse_acct(l + pos, kind == 'u' ? 2 : kind == 'p',
-				     acct)) < 0)
-		return -1;
-	m->size = size;
-	m->flags = flags;
-	m->internaldate = date;
-	m->has_meta = 1;
+	i = parse_acct(l + pos, kind == 'u' ? 2 : kind == 'p', acct);
+	if (i < 0)
+		return 1;
+	x->foreign = (uint8_t)i;
+	x->size = size;
+	x->flags = flags;
+	x->internaldate = date;
 	x->off = o;
 	x->len = len;
-	x->nl = nl;
+	x->nl = nl != 0;
+	if (un) {
+		if (!f->upool.len && (rc = ms_buf_addc(&f->upool, '\0', e)) < 0)
+			return rc;
+		if (f->upool.len > UINT32_MAX - MS_UIDL_MAX - 1)
+			return ms_err_set(e, MS_EINTERNAL, "%s.msidx: too many "
+					  "records", f->path);
+		x->uoff = (uint32_t)f->upool.len;
+		if ((rc = ms_buf_add(&f->upool, uidl, un + 1, e)) < 0)
+			return rc;
+	}
 	return 0;
 }
 
-static void grp_drop(struct val_ctx *c)
+/* The message an index entry names, as the engine sees it. */
+static void ent_meta(const struct ms_store_folder *f, const struct idx_ent *x,
+		     struct ms_msg *m)
 {
-	for (size_t i = 0; i < c->n; i++)
-		free(c->grp[i].line);
+	memset(m, 0, sizeof *m);
+	m->uid = x->uid;
+	m->uidvalidity = x->uidvalidity;
+	if (x->uoff)
+		memcpy(m->uidl, f->upool.s + x->uoff,
+		       strnlen(f->upool.s + x->uoff, MS_UIDL_MAX));
+	m->size = x->size;
+	m->flags = x->flags;
+	m->internaldate = x->internaldate;
+	m->has_meta = 1;
+}
+
+/* An unfinished or failed group counts for nothing: its UIDLs go too. */
+static void grp_drop(struct ms_store_folder *f, struct val_ctx *c)
+{
 	c->n = 0;
+	if (f->upool.len > c->pool_at) {
+		f->upool.len = c->pool_at;
+		f->upool.s[f->upool.len] = '\0';
+	}
 }
 
 void ms_mbox_ents_free(struct ms_store_folder *f)
 {
-	for (size_t i = 0; i < f->nents; i++)
-		free(f->ents[i].line);
 	f->nents = 0;
+	ms_buf_reset(&f->upool);
 }
 
 static int val_flush(struct ms_store_folder *f, struct val_ctx *c,
@@ -409,7 +443,7 @@ static int val_flush(struct ms_store_folder *f, struct val_ctx *c,
 		while (cap < f->nents + c->n)
 			cap *= 2;
 		if (!(p = realloc(f->ents, cap * sizeof *f->ents))) {
-			grp_drop(c);
+			grp_drop(f, c);
 			return ms_err_set(e, MS_EINTERNAL, "out of memory");
 		}
 		f->ents = p;
@@ -418,24 +452,26 @@ static int val_flush(struct ms_store_folder *f, struct val_ctx *c,
 	memcpy(f->ents + f->nents, c->grp, c->n * sizeof *c->grp);
 	f->nents += c->n;
 	c->n = 0;
+	c->pool_at = f->upool.len;
 	return 0;
 }
 
 static int val_line(struct ms_store_folder *f, void *ctx, const char *l,
-		    size_t n, struct ms_err *e)
+		    size_t n, off_t at, struct ms_err *e)
 {
 	struct val_ctx *c = ctx;
 	char line[IDX_LINE_MAX + 1];
 	struct idx_ent x;
 	void *p;
+	int rc;
 
 	memcpy(line, l, n);
 	line[n] = '\0';
 	switch (line[0]) {
 	case 'b':
 	case 'x':
+		grp_drop(f, c);
 		c->in_group = line[0] == 'b';
-		grp_drop(c); /* an unfinished or failed group counts for nothing */
 		return 0;
 	case 'e':
 		c->in_group = 0;
@@ -450,16 +486,18 @@ static int val_line(struct ms_store_folder *f, void *ctx, const char *l,
 	default:
 		return 0;
 	}
-	if (!c->in_group || parse_m(line, f->s->a->name, &x) < 0)
+	if (!c->in_group)
 		return 0;
+	if ((rc = parse_m(f, line, f->s->a->name, &x, e)) != 0)
+		return rc < 0 ? rc : 0;
+	x.loff = (uint64_t)at;
+	x.llen = (uint16_t)n;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
 		if (!(p = realloc(c->grp, c->cap * sizeof *c->grp)))
 			return ms_err_set(e, MS_EINTERNAL, "out of memory");
 		c->grp = p;
 	}
-	if (!(x.line = strdup(line)))
-		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	c->grp[c->n++] = x;
 	return 0;
 }
@@ -657,7 +695,7 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 	f->stamp_ok = 0;
 	f->nforeign_bad = 0;
 	rc = idx_read(f, 0, 0, val_line, &c, &done, &torn, e);
-	grp_drop(&c);
+	grp_drop(f, &c);
 	free(c.grp);
 	if (rc < 0)
 		return rc;
@@ -700,13 +738,14 @@ int ms_mbox_stamp_line(struct ms_store_folder *f, char *out, size_t cap,
 }
 
 /* Identity as text: "u V U", "p UIDL" or "" (none). */
-static void ent_key(const struct ms_msg *m, char *out, size_t cap)
+static void ent_key(const struct ms_store_folder *f, const struct idx_ent *x,
+		    char *out, size_t cap)
 {
-	if (m->uidl[0])
-		snprintf(out, cap, "p %s", m->uidl);
-	else if (m->uid)
-		snprintf(out, cap, "u %" PRIu32 " %" PRIu32, m->uidvalidity,
-			 m->uid);
+	if (x->uoff)
+		snprintf(out, cap, "p %s", f->upool.s + x->uoff);
+	else if (x->uid)
+		snprintf(out, cap, "u %" PRIu32 " %" PRIu32, x->uidvalidity,
+			 x->uid);
 	else
 		out[0] = '\0';
 }
@@ -729,6 +768,7 @@ int ms_mbox_lost_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 {
 	struct keyed *k = NULL;
 	size_t i, j, nk = 0, nbad = 0;
+	struct ms_msg m;
 	int rc = 0, any;
 
 	*n = 0;
@@ -741,7 +781,7 @@ int ms_mbox_lost_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 	for (i = 0; i < f->nents; i++) {
 		if (f->ents[i].foreign)
 			continue; /* another account's, with its own numbers */
-		ent_key(&f->ents[i].meta, k[nk].key, sizeof k[nk].key);
+		ent_key(f, &f->ents[i], k[nk].key, sizeof k[nk].key);
 		k[nk].i = i;
 		if (k[nk].key[0])
 			nk++;
@@ -754,10 +794,46 @@ int ms_mbox_lost_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		if (any)
 			continue;
 		(*n)++;
-		if (cb)
-			rc = cb(ctx, &f->ents[k[i].i].meta, NULL, e);
+		if (cb) {
+			ent_meta(f, &f->ents[k[i].i], &m);
+			rc = cb(ctx, &m, NULL, e);
+		}
 	}
 	free(k);
+	return rc;
+}
+
+/* The kept records, copied from the index as validated: each must still
+ * be an "m" line at its offset (the index only grows between
+ * validations; a rewrite invalidates the cache). */
+static int copy_records(struct ms_store_folder *f, const unsigned char *drop,
+			struct ms_buf *b, struct ms_err *e)
+{
+	char line[IDX_LINE_MAX + 2], head[48];
+	int fd, rc = 0;
+
+	fd = openat(f->dirfd, f->idxname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return idx_fail(f, errno, "cannot open", e);
+	for (size_t i = 0; i < f->nents && rc == 0; i++) {
+		const struct idx_ent *x = &f->ents[i];
+		size_t n = x->llen;
+
+		if (drop[i])
+			continue;
+		snprintf(head, sizeof head, "m %llu ",
+			 (unsigned long long)x->off);
+		if (read_exact(fd, line, n + 1, x->loff) < 0 ||
+		    line[n] != '\n' || n < strlen(head) ||
+		    memcmp(line, head, strlen(head)) != 0) {
+			rc = ms_err_set(e, MS_EIO, "%s.msidx: changed while "
+					"being rewritten (record %zu)",
+					f->path, i + 1);
+			break;
+		}
+		rc = ms_buf_add(b, line, n + 1, e);
+	}
+	close(fd);
 	return rc;
 }
 
@@ -788,10 +864,7 @@ int ms_mbox_idx_rewrite(struct ms_store_folder *f, const unsigned char *drop,
 	if ((rc = ms_buf_add(&b, IDX_MAGIC, strlen(IDX_MAGIC), e)) < 0 ||
 	    (rc = ms_buf_add(&b, rec, strlen(rec), e)) < 0)
 		goto out;
-	for (i = 0; i < f->nents && rc == 0; i++)
-		if (!drop[i])
-			rc = ms_buf_addf(&b, e, "%s\n", f->ents[i].line);
-	if (rc < 0 ||
+	if ((rc = copy_records(f, drop, &b, e)) < 0 ||
 	    (rc = ms_buf_addf(&b, e, "e %llu\n%s",
 			      (unsigned long long)st.st_size, stamp)) < 0)
 		goto out;
@@ -862,6 +935,7 @@ int ms_mbox_digest(struct ms_store_folder *f, const char *ref,
 int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 		 struct ms_err *e)
 {
+	struct ms_msg m;
 	char ref[32];
 	int rc;
 
@@ -877,7 +951,8 @@ int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 			continue;
 		snprintf(ref, sizeof ref, "%llu",
 			 (unsigned long long)f->ents[i].off);
-		rc = cb(ctx, &f->ents[i].meta, ref, e);
+		ent_meta(f, &f->ents[i], &m);
+		rc = cb(ctx, &m, ref, e);
 	}
 	return rc;
 }

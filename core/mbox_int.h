@@ -40,14 +40,21 @@ struct done_msg {
 };
 
 /* A committed "m" record of the index, and whether the mbox still holds
- * that message at its offset (ms_mbox_validate). */
+ * that message at its offset (ms_mbox_validate).  About 100 bytes: the
+ * UIDL lives in the folder's upool and the record's text stays in the
+ * index file (loff, llen) until a rewrite copies it. */
 struct idx_ent {
-	uint64_t off, len;
+	uint64_t off, len;       /* the message in the mbox */
+	uint64_t loff;           /* the record in the index file */
+	uint64_t size;           /* the server's size */
+	int64_t internaldate;
 	unsigned char sha[32];
-	int nl, valid;
-	int foreign;             /* stored by another account (a=NAME) */
-	struct ms_msg meta;
-	char *line;              /* the record, for a rewrite */
+	uint32_t uidvalidity, uid;
+	uint32_t uoff;           /* UIDL at upool.s + uoff; 0: none ("") */
+	uint32_t flags;          /* MS_F_* */
+	uint16_t llen;           /* the record without its newline */
+	uint8_t nl, valid;
+	uint8_t foreign;         /* stored by another account (a=NAME) */
 };
 
 struct ms_store_folder {
@@ -77,6 +84,7 @@ struct ms_store_folder {
 	/* index validation (ms_mbox_validate) */
 	struct idx_ent *ents;
 	size_t nents, capents;
+	struct ms_buf upool;     /* their UIDLs, each NUL-ended; byte 0 "" */
 	int stamp_ok;            /* the last "s" record matches the mbox */
 	/* records of other accounts that failed the last validation: they
 	 * stay for their account to report, and while any do, no "s" record

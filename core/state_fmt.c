@@ -606,19 +606,53 @@ static int put_ranges(const struct ms_state *s, struct ms_buf *b,
 	return rc;
 }
 
+/* v in decimal at p (20 bytes suffice); the length. */
+static size_t dec(char *p, uint64_t v)
+{
+	char t[20];
+	size_t n = 0, i;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (i = 0; i < n; i++)
+		p[i] = t[n - 1 - i];
+	return n;
+}
+
+/* "p UIDL SIZE FIRST_SEEN" per record, formatted by hand: a maildrop of
+ * 100,000 messages is written at the end of every run, and printf made
+ * that a fifth of a run with nothing new. */
 static int put_uidls(const struct ms_state *s, struct ms_buf *b,
 		     struct ms_err *e)
 {
-	size_t i;
+	char line[MS_UIDL_MAX + 48];
+	size_t i, n, u;
 	int rc = 0;
 
 	for (i = 0; i < s->tcap && rc == 0; i++) {
 		const struct ms_state_pent *p = &s->tab[i];
 
-		if (p->off)
+		if (!p->off)
+			continue;
+		u = strlen(s->pool + p->off);
+		if (p->first_seen < 0 || u > MS_UIDL_MAX) {
 			rc = ms_buf_addf(b, e, "p %s %" PRIu64 " %" PRId64 "\n",
 					 s->pool + p->off, p->size,
 					 p->first_seen);
+			continue;
+		}
+		line[0] = 'p';
+		line[1] = ' ';
+		memcpy(line + 2, s->pool + p->off, u);
+		n = 2 + u;
+		line[n++] = ' ';
+		n += dec(line + n, p->size);
+		line[n++] = ' ';
+		n += dec(line + n, (uint64_t)p->first_seen);
+		line[n++] = '\n';
+		rc = ms_buf_add(b, line, n, e);
 	}
 	return rc;
 }

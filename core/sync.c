@@ -265,36 +265,57 @@ static void preselect_next(struct ms_folder_run *fr)
 		ms_log(MS_LOG_DEBUG, "%s", pe.msg);
 }
 
-/* Fetch msgs[0..n) committing every CHUNK_MSGS messages.  IMAP keeps
- * its pipeline full across commits (sink_end commits); POP3 commits
- * between fetches. */
-int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
-		  size_t n, struct ms_err *e)
+/* A list of n messages: an array, or at() for lists kept compactly
+ * (POP3), turned into arrays one window at a time. */
+struct msg_list {
+	const struct ms_msg *v;
+	ms_msg_at at;
+	const void *ctx;
+	size_t n;
+	struct ms_msg *buf;     /* the window, when at() */
+};
+
+/* msgs[i..i+k) as an array (k <= the window). */
+static const struct ms_msg *list_window(struct msg_list *l, size_t i,
+					size_t k)
+{
+	if (l->v)
+		return l->v + i;
+	for (size_t j = 0; j < k; j++)
+		l->at(l->ctx, i + j, &l->buf[j]);
+	return l->buf;
+}
+
+/* Fetch the list committing every CHUNK_MSGS messages.  IMAP keeps its
+ * pipeline full across commits (sink_end commits); POP3 commits between
+ * fetches. */
+static int fetch_list(struct ms_folder_run *fr, struct msg_list *l,
+		      struct ms_err *e)
 {
 	const struct ms_source_ops *ops = fr->ar->sess.ops;
 	int stream = fr->ar->a->proto == MS_PROTO_IMAP;
-	size_t step = stream ? n : CHUNK_MSGS;
+	size_t n = l->n, step = stream ? n : CHUNK_MSGS;
+	const struct ms_msg *w;
 	struct ms_err ce;
 	int rc = 0, crc;
 
+	if (stream && !l->v)
+		return ms_err_set(e, MS_EINTERNAL, "fetch: IMAP needs an array");
 	for (size_t i = 0; i < n && rc == 0; i += step) {
-		size_t k = n - i < step ? n - i : step;
+		size_t k = n - i < step ? n - i : step, rest = n - i - k;
+		size_t ahead = rest < CHUNK_MSGS ? rest : CHUNK_MSGS;
 
 		if (ms_sync_stopped(fr)) {
 			rc = ms_err_set(e, MS_ETEMP, "interrupted by signal");
 			e->scope = MS_SCOPE_ACCOUNT;
 			break;
 		}
-		if (ops->ahead) { /* the next chunk, requested early */
-			size_t rest = n - i - k;
-
-			ops->ahead(fr->ar->sess.src, msgs + i + k,
-				   rest < CHUNK_MSGS ? rest : CHUNK_MSGS);
-		}
+		w = list_window(l, i, k + (ops->ahead ? ahead : 0));
+		if (ops->ahead) /* the next chunk, requested early */
+			ops->ahead(fr->ar->sess.src, w + k, ahead);
 		fr->stream_commit = stream;
 		fr->uncommitted = 0;
-		rc = ops->fetch(fr->ar->sess.src, msgs + i, k, &fetch_sink, fr,
-				e);
+		rc = ops->fetch(fr->ar->sess.src, w, k, &fetch_sink, fr, e);
 		fr->stream_commit = 0;
 		if (fr->cur)
 			sink_abort(fr);
@@ -313,12 +334,37 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 	return rc;
 }
 
+int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
+		  size_t n, struct ms_err *e)
+{
+	struct msg_list l = { .v = msgs, .n = n };
+
+	return fetch_list(fr, &l, e);
+}
+
+int ms_sync_fetch_at(struct ms_folder_run *fr, ms_msg_at at, const void *ctx,
+		     size_t n, struct ms_err *e)
+{
+	struct msg_list l = { .at = at, .ctx = ctx, .n = n };
+	int rc;
+
+	if (!n)
+		return 0;
+	if (!(l.buf = malloc(2 * CHUNK_MSGS * sizeof *l.buf)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	rc = fetch_list(fr, &l, e);
+	free(l.buf);
+	return rc;
+}
+
 /* ---- deletion ---- */
 
-int ms_sync_remove(struct ms_folder_run *fr, const struct ms_msg *del,
-		   size_t n, struct ms_err *e)
+static int remove_list(struct ms_folder_run *fr, struct msg_list *l,
+		       struct ms_err *e)
 {
 	const struct ms_source_ops *ops = fr->ar->sess.ops;
+	const struct ms_msg *w;
+	size_t n = l->n;
 	int rc = 0;
 
 	if (fr->ar->o->dry_run) {
@@ -328,18 +374,42 @@ int ms_sync_remove(struct ms_folder_run *fr, const struct ms_msg *del,
 	for (size_t i = 0; i < n && rc == 0; i += DELETE_CHUNK) {
 		size_t k = n - i < DELETE_CHUNK ? n - i : DELETE_CHUNK;
 
-		rc = ops->remove(fr->ar->sess.src, del + i, k, e);
+		w = list_window(l, i, k);
+		rc = ops->remove(fr->ar->sess.src, w, k, e);
 		if (rc < 0)
 			break;
 		if (fr->ar->a->proto == MS_PROTO_POP3)
 			continue; /* committed by QUIT: see ms_pop3_finish */
-		for (size_t j = i; j < i + k && rc == 0; j++)
-			rc = ms_state_del(fr->state, &del[j], e);
+		for (size_t j = 0; j < k && rc == 0; j++)
+			rc = ms_state_del(fr->state, &w[j], e);
 		if (rc == 0)
 			rc = ms_state_sync(fr->state, e);
 		fr->ar->st->deleted += k;
 		fr->deleted += k;
 	}
+	return rc;
+}
+
+int ms_sync_remove(struct ms_folder_run *fr, const struct ms_msg *del,
+		   size_t n, struct ms_err *e)
+{
+	struct msg_list l = { .v = del, .n = n };
+
+	return remove_list(fr, &l, e);
+}
+
+int ms_sync_remove_at(struct ms_folder_run *fr, ms_msg_at at,
+		      const void *ctx, size_t n, struct ms_err *e)
+{
+	struct msg_list l = { .at = at, .ctx = ctx, .n = n };
+	int rc;
+
+	if (!n || fr->ar->o->dry_run)
+		return remove_list(fr, &l, e);
+	if (!(l.buf = malloc(DELETE_CHUNK * sizeof *l.buf)))
+		return ms_err_set(e, MS_EINTERNAL, "out of memory");
+	rc = remove_list(fr, &l, e);
+	free(l.buf);
 	return rc;
 }
 

@@ -71,7 +71,7 @@ struct ms_folder_run {
 	char msgname[128];
 
 	/* POP3: deletions sent, committed by QUIT */
-	struct ms_msg *pending;
+	char *pending;               /* their UIDLs, each NUL-ended ("": none) */
 	size_t npending;
 
 	/* Content matching (POP3 UIDL mass change, F18c): when set, the
@@ -93,6 +93,13 @@ int ms_sync_fetch(struct ms_folder_run *fr, const struct ms_msg *msgs,
 		  size_t n, struct ms_err *e);
 int ms_sync_remove(struct ms_folder_run *fr, const struct ms_msg *del,
 		   size_t n, struct ms_err *e);
+/* The same for a list the caller keeps in its own compact form: at()
+ * writes message i into *out (POP3 only: fetched a chunk at a time). */
+typedef void (*ms_msg_at)(const void *ctx, size_t i, struct ms_msg *out);
+int ms_sync_fetch_at(struct ms_folder_run *fr, ms_msg_at at, const void *ctx,
+		     size_t n, struct ms_err *e);
+int ms_sync_remove_at(struct ms_folder_run *fr, ms_msg_at at,
+		      const void *ctx, size_t n, struct ms_err *e);
 int ms_sync_rebuild(struct ms_folder_run *fr, struct ms_err *e);
 int ms_sync_reconcile(struct ms_folder_run *fr,
 		      int (*want)(void *ctx, const struct ms_msg *m),

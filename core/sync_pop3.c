@@ -22,17 +22,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "log.h"
 #include "rules.h"
 
+/* One listed message in 16 bytes; its UIDL lives in the plan's pool.  A
+ * maildrop of 100,000 messages costs about 3.5 MB here, not the 11 MB of
+ * struct ms_msg copies (which hold room for a 70-byte UIDL each). */
+struct pop_ent {
+	uint64_t size;          /* LIST size */
+	uint32_t num;           /* message number (this session) */
+	uint32_t uoff;          /* UIDL at pool.s + uoff; 0: none ("") */
+};
+
 struct pop3_plan {
 	struct ms_folder_run *fr;
-	struct ms_msg *all;
+	struct pop_ent *all;    /* in message number order */
 	size_t nall, capall;
-	struct ms_msg *todo;  /* to fetch */
+	struct ms_buf pool;     /* the UIDLs, each NUL-ended; byte 0 is "" */
+	uint32_t *byuidl;       /* indices into all, by UIDL (with UIDLs) */
+	uint32_t *todo;         /* to fetch: indices into all, ascending */
 	size_t ntodo;
-	struct ms_msg *sorted; /* todo sorted by UIDL, while reconciling */
-	struct ms_msg *del;
+	uint32_t *del;          /* to delete: indices into all */
 	size_t ndel;
 	int no_uidl;
 	int mass;             /* UIDL mass change: no deletions this run */
@@ -48,111 +59,198 @@ struct gone_ent {
 
 struct mass_ctx {
 	struct pop3_plan *p;
-	const struct ms_msg **srv;  /* the server's messages by UIDL */
 	unsigned long known, gone, fresh, matched;
 	struct gone_ent *v;
 	size_t n, cap;
 };
 
+static const char *uidl_of(const struct pop3_plan *p, uint32_t i)
+{
+	return p->pool.s + p->all[i].uoff;
+}
+
+/* all[i] as the sources and stores see a message. */
+static void ent_msg(const struct pop3_plan *p, uint32_t i, struct ms_msg *m)
+{
+	const char *u = uidl_of(p, i);
+
+	memset(m, 0, sizeof *m);
+	m->uid = p->all[i].num;
+	memcpy(m->uidl, u, strnlen(u, MS_UIDL_MAX));
+	m->size = p->all[i].size;
+	m->has_meta = 1;
+}
+
+static void todo_at(const void *ctx, size_t i, struct ms_msg *out)
+{
+	const struct pop3_plan *p = ctx;
+
+	ent_msg(p, p->todo[i], out);
+}
+
+static void del_at(const void *ctx, size_t i, struct ms_msg *out)
+{
+	const struct pop3_plan *p = ctx;
+
+	ent_msg(p, p->del[i], out);
+}
+
 static int list_cb(void *ctx, const struct ms_msg *m, struct ms_err *e)
 {
 	struct pop3_plan *p = ctx;
+	size_t n = strnlen(m->uidl, MS_UIDL_MAX);
+	struct pop_ent *x;
 	int rc;
 
 	if ((rc = ms_sync_grow((void **)&p->all, &p->capall, p->nall,
 			       sizeof *p->all, e)) < 0)
 		return rc;
-	p->all[p->nall++] = *m;
-	if (!m->uidl[0])
+	if (!p->pool.len && (rc = ms_buf_addc(&p->pool, '\0', e)) < 0)
+		return rc;
+	x = &p->all[p->nall];
+	x->size = m->size;
+	x->num = m->uid;
+	x->uoff = 0;
+	if (!n) {
 		p->no_uidl = 1;
+	} else {
+		if (p->pool.len > UINT32_MAX - MS_UIDL_MAX - 1)
+			return ms_err_set(e, MS_EINTERNAL, "out of memory");
+		x->uoff = (uint32_t)p->pool.len;
+		if ((rc = ms_buf_add(&p->pool, m->uidl, n, e)) < 0 ||
+		    (rc = ms_buf_addc(&p->pool, '\0', e)) < 0)
+			return rc;
+	}
+	p->nall++;
 	return 0;
 }
 
-static int cmp_uidl(const void *a, const void *b)
+static int cmp_byuidl(const void *a, const void *b, void *ctx)
 {
-	const struct ms_msg *x = *(const struct ms_msg *const *)a;
-	const struct ms_msg *y = *(const struct ms_msg *const *)b;
+	const struct pop3_plan *p = ctx;
 
-	return strcmp(x->uidl, y->uidl);
+	return strcmp(uidl_of(p, *(const uint32_t *)a),
+		      uidl_of(p, *(const uint32_t *)b));
 }
 
-/* RFC 1939 allows two messages with one UIDL; in keep mode we could not
- * tell them apart next time, so refuse loudly instead of skipping one. */
-static int check_duplicates(struct pop3_plan *p, struct ms_err *e)
+/* First position in byuidl whose UIDL is >= u. */
+static size_t uidl_lower(const struct pop3_plan *p, const char *u)
 {
-	const struct ms_msg **v;
-	int rc = 0;
+	size_t lo = 0, hi = p->byuidl ? p->nall : 0;
 
-	if (p->nall < 2 || p->no_uidl)
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(uidl_of(p, p->byuidl[mid]), u) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int on_server(const struct pop3_plan *p, const char *u)
+{
+	size_t i = uidl_lower(p, u);
+
+	return i < p->nall && p->byuidl &&
+	       strcmp(uidl_of(p, p->byuidl[i]), u) == 0;
+}
+
+/* Order the listing by UIDL once (for the duplicate check, the
+ * reconciliation and the mass-change count); then RFC 1939 allows two
+ * messages with one UIDL, but in keep mode we could not tell them apart
+ * next time, so refuse loudly instead of skipping one. */
+static int sort_uidls(struct pop3_plan *p, struct ms_err *e)
+{
+	if (p->no_uidl || !p->nall)
 		return 0;
-	if (!(v = malloc(p->nall * sizeof *v)))
+	if (!(p->byuidl = malloc(p->nall * sizeof *p->byuidl)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	for (size_t i = 0; i < p->nall; i++)
-		v[i] = &p->all[i];
-	qsort(v, p->nall, sizeof *v, cmp_uidl);
-	for (size_t i = 1; i < p->nall && rc == 0; i++) {
-		if (strcmp(v[i - 1]->uidl, v[i]->uidl) != 0)
+		p->byuidl[i] = (uint32_t)i;
+	qsort_r(p->byuidl, p->nall, sizeof *p->byuidl, cmp_byuidl, p);
+	if (p->fr->ar->a->policy == MS_POLICY_DELETE)
+		return 0;
+	for (size_t i = 1; i < p->nall; i++) {
+		uint32_t a = p->byuidl[i - 1], b = p->byuidl[i];
+
+		if (strcmp(uidl_of(p, a), uidl_of(p, b)) != 0)
 			continue;
-		if (p->fr->ar->a->policy != MS_POLICY_DELETE)
-			rc = ms_err_set(e, MS_EPROTO, "messages %u and %u share "
-					"UIDL %s; they cannot be told apart "
-					"(use policy = delete)", v[i - 1]->uid,
-					v[i]->uid, v[i]->uidl);
+		if (p->all[a].num > p->all[b].num) {
+			uint32_t t = a;
+
+			a = b;
+			b = t;
+		}
+		return ms_err_set(e, MS_EPROTO, "messages %u and %u share "
+				  "UIDL %s; they cannot be told apart "
+				  "(use policy = delete)", p->all[a].num,
+				  p->all[b].num, uidl_of(p, a));
 	}
-	free(v);
-	return rc;
+	return 0;
 }
 
 /* What to fetch: unknown UIDLs, and known ones whose size changed. */
 static int plan_fetch(struct pop3_plan *p, struct ms_err *e)
 {
 	struct ms_folder_run *fr = p->fr;
+	struct ms_msg m;
 	uint64_t size;
 
-	if (!(p->todo = calloc(p->nall + 1, sizeof *p->todo)) ||
-	    !(p->del = calloc(p->nall + 1, sizeof *p->del)))
+	if (!(p->todo = malloc((p->nall + 1) * sizeof *p->todo)) ||
+	    !(p->del = malloc((p->nall + 1) * sizeof *p->del)))
 		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	for (size_t i = 0; i < p->nall; i++) {
-		struct ms_msg *m = &p->all[i];
+		const struct pop_ent *x = &p->all[i];
+		const char *u = uidl_of(p, (uint32_t)i);
 
-		if (m->uidl[0] && ms_state_has_uidl(fr->state, m->uidl, &size,
-						    NULL)) {
-			if (size == m->size)
+		if (u[0] && ms_state_has_uidl(fr->state, u, &size, NULL)) {
+			if (size == x->size)
 				continue;
 			ms_log(MS_LOG_WARN, "message %u: UIDL %s "
 			       "was %llu bytes, now %llu: fetching it again",
-			       m->uid, m->uidl,
-			       (unsigned long long)size,
-			       (unsigned long long)m->size);
+			       x->num, u, (unsigned long long)size,
+			       (unsigned long long)x->size);
 		}
-		if (!ms_rules_size_ok(fr->ar->a, m->size)) {
+		if (!ms_rules_size_ok(fr->ar->a, x->size)) {
 			fr->ar->st->skipped++;
+			ent_msg(p, (uint32_t)i, &m);
 			ms_log(MS_LOG_WARN, "%s: skipped: %llu bytes "
 			       "exceed max_message_size",
-			       ms_sync_msg_name(fr, m),
-			       (unsigned long long)m->size);
+			       ms_sync_msg_name(fr, &m),
+			       (unsigned long long)x->size);
 			continue;
 		}
-		p->todo[p->ntodo++] = *m;
+		p->todo[p->ntodo++] = (uint32_t)i;
 		fr->would_fetch++;
-		fr->would_bytes += m->size;
+		fr->would_bytes += x->size;
 	}
 	return 0;
 }
 
-static int cmp_todo(const void *a, const void *b)
+static int cmp_u32(const void *a, const void *b)
 {
-	return strcmp(((const struct ms_msg *)a)->uidl,
-		      ((const struct ms_msg *)b)->uidl);
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
+/* Is the stored copy m one of the messages to fetch (UIDL and size)? */
 static int is_todo(void *ctx, const struct ms_msg *m)
 {
 	struct pop3_plan *p = ctx;
-	const struct ms_msg *t = bsearch(m, p->sorted, p->ntodo,
-					 sizeof *p->sorted, cmp_todo);
 
-	return t && t->size == m->size;
+	for (size_t i = uidl_lower(p, m->uidl); i < p->nall; i++) {
+		uint32_t k = p->byuidl[i];
+
+		if (strcmp(uidl_of(p, k), m->uidl) != 0)
+			break;
+		if (p->all[k].size == m->size &&
+		    bsearch(&k, p->todo, p->ntodo, sizeof *p->todo, cmp_u32))
+			return 1;
+	}
+	return 0;
 }
 
 /* Stored-but-unrecorded copies (an interrupted run) are recorded, not
@@ -164,22 +262,26 @@ static int reconcile(struct pop3_plan *p, struct ms_err *e)
 	uint64_t size;
 	int rc;
 
-	if (!(p->sorted = malloc(p->ntodo * sizeof *p->sorted)))
-		return ms_err_set(e, MS_EINTERNAL, "out of memory");
-	memcpy(p->sorted, p->todo, p->ntodo * sizeof *p->sorted);
-	qsort(p->sorted, p->ntodo, sizeof *p->sorted, cmp_todo);
-	rc = ms_sync_reconcile(fr, is_todo, p, e);
-	free(p->sorted);
-	p->sorted = NULL;
-	if (rc < 0 || !fr->rebuilt)
+	if ((rc = ms_sync_reconcile(fr, is_todo, p, e)) < 0 || !fr->rebuilt)
 		return rc;
-	for (size_t i = 0; i < p->ntodo; i++)
-		if (!ms_state_has_uidl(fr->state, p->todo[i].uidl, &size,
-				       NULL) || size != p->todo[i].size)
-			p->todo[k++] = p->todo[i];
+	for (size_t i = 0; i < p->ntodo; i++) {
+		uint32_t j = p->todo[i];
+
+		if (!ms_state_has_uidl(fr->state, uidl_of(p, j), &size, NULL) ||
+		    size != p->all[j].size)
+			p->todo[k++] = j;
+	}
 	fr->would_fetch -= p->ntodo - k;
 	p->ntodo = k;
 	return 0;
+}
+
+static int cmp_num(const void *k, const void *b)
+{
+	uint32_t num = *(const uint32_t *)k;
+	const struct pop_ent *x = b;
+
+	return num < x->num ? -1 : num > x->num;
 }
 
 /* Without UIDL (delete policy only) a message is deleted because it was
@@ -187,8 +289,11 @@ static int reconcile(struct pop3_plan *p, struct ms_err *e)
 static void on_durable_no_uidl(struct ms_folder_run *fr, const struct ms_msg *m)
 {
 	struct pop3_plan *p = fr->hook_ctx;
+	const struct pop_ent *x = bsearch(&m->uid, p->all, p->nall,
+					  sizeof *p->all, cmp_num);
 
-	p->del[p->ndel++] = *m;
+	if (x)
+		p->del[p->ndel++] = (uint32_t)(x - p->all);
 }
 
 static void plan_deletes(struct pop3_plan *p)
@@ -204,36 +309,13 @@ static void plan_deletes(struct pop3_plan *p)
 	if (a->policy == MS_POLICY_DELETE_AFTER && fr->ar->clock_back)
 		return; /* ages from a clock that went backwards: none */
 	for (size_t i = 0; i < p->nall; i++) {
-		struct ms_msg *m = &p->all[i];
-
-		if (!ms_state_has_uidl(fr->state, m->uidl, &size, &first) ||
-		    size != m->size)
+		if (!ms_state_has_uidl(fr->state, uidl_of(p, (uint32_t)i),
+				       &size, &first) ||
+		    size != p->all[i].size)
 			continue;
 		if (ms_rules_delete_due(a, first, fr->ar->now))
-			p->del[p->ndel++] = *m;
+			p->del[p->ndel++] = (uint32_t)i;
 	}
-}
-
-static int cmp_key_uidl(const void *k, const void *b)
-{
-	return strcmp(k, (*(const struct ms_msg *const *)b)->uidl);
-}
-
-static int on_server(const struct mass_ctx *c, const char *uidl)
-{
-	return bsearch(uidl, c->srv, c->p->nall, sizeof *c->srv,
-		       cmp_key_uidl) != NULL;
-}
-
-static int count_gone(void *ctx, const struct ms_msg *m, time_t first_seen)
-{
-	struct mass_ctx *c = ctx;
-
-	(void)first_seen;
-	c->known++;
-	if (m->uidl[0] && !on_server(c, m->uidl))
-		c->gone++;
-	return 0;
 }
 
 static int cmp_sha(const void *a, const void *b)
@@ -252,7 +334,7 @@ static int add_gone(void *ctx, const struct ms_msg *m, const char *ref,
 	time_t first;
 	int rc;
 
-	if (!m->uidl[0] || on_server(c, m->uidl) ||
+	if (!m->uidl[0] || on_server(c->p, m->uidl) ||
 	    !ms_state_has_uidl(fr->state, m->uidl, &size, &first))
 		return 0;
 	if ((rc = ms_sync_grow((void **)&c->v, &c->cap, c->n, sizeof *c->v,
@@ -298,12 +380,15 @@ static int match_gone(struct ms_folder_run *fr, const unsigned char sha[32],
 }
 
 /* F18c: more than half of the known UIDLs gone and at least as many new
- * ones: match by content instead of storing everything again. */
+ * ones: match by content instead of storing everything again.  Counted
+ * in one pass over the listing by UIDL: the known UIDLs still on the
+ * server, and the listed messages the state does not know. */
 static int mass_detect(struct pop3_plan *p, struct mass_ctx *c,
 		       struct ms_err *e)
 {
 	struct ms_folder_run *fr = p->fr;
-	int rc;
+	unsigned long still = 0;
+	int rc, known = 0;
 
 	memset(c, 0, sizeof *c);
 	c->p = p;
@@ -311,15 +396,17 @@ static int mass_detect(struct pop3_plan *p, struct mass_ctx *c,
 	 * are the stored copies, which is what a match needs */
 	if (p->no_uidl || !p->nall || !ms_state_count(fr->state))
 		return 0;
-	if (!(c->srv = malloc(p->nall * sizeof *c->srv)))
-		return ms_err_set(e, MS_EINTERNAL, "out of memory");
 	for (size_t i = 0; i < p->nall; i++) {
-		c->srv[i] = &p->all[i];
-		if (!ms_state_has_uidl(fr->state, p->all[i].uidl, NULL, NULL))
-			c->fresh++;
+		const char *u = uidl_of(p, p->byuidl[i]);
+
+		if (!i || strcmp(uidl_of(p, p->byuidl[i - 1]), u) != 0) {
+			known = ms_state_has_uidl(fr->state, u, NULL, NULL);
+			still += known;
+		}
+		c->fresh += !known;
 	}
-	qsort(c->srv, p->nall, sizeof *c->srv, cmp_uidl);
-	ms_state_foreach(fr->state, count_gone, c);
+	c->known = ms_state_count(fr->state);
+	c->gone = c->known - still;
 	if (c->gone * 2 <= c->known || c->fresh < c->gone)
 		return 0;
 	p->mass = 1;
@@ -354,6 +441,25 @@ static void mass_report(struct pop3_plan *p, struct mass_ctx *c)
 	fr->match_ctx = NULL;
 }
 
+/* The UIDLs of the DELEs sent: forgotten after QUIT's +OK. */
+static int keep_pending(struct pop3_plan *p, struct ms_err *e)
+{
+	struct ms_buf b;
+	int rc = 0;
+
+	ms_buf_init(&b, 0);
+	for (size_t i = 0; i < p->ndel && rc == 0; i++)
+		rc = ms_buf_add(&b, uidl_of(p, p->del[i]),
+				strlen(uidl_of(p, p->del[i])) + 1, e);
+	if (rc < 0) {
+		ms_buf_free(&b);
+		return rc;
+	}
+	p->fr->pending = ms_buf_detach(&b, NULL);
+	p->fr->npending = p->ndel;
+	return 0;
+}
+
 static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 {
 	struct ms_folder_run *fr = p->fr;
@@ -367,7 +473,7 @@ static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 	if (p->no_uidl && a->policy != MS_POLICY_DELETE)
 		return ms_err_set(e, MS_EPROTO, "server does not support UIDL; "
 				  "only policy = delete can be used");
-	if ((rc = check_duplicates(p, e)) < 0 || (rc = plan_fetch(p, e)) < 0)
+	if ((rc = sort_uidls(p, e)) < 0 || (rc = plan_fetch(p, e)) < 0)
 		return rc;
 	if (p->ntodo && !p->no_uidl && fr->state_status == MS_STATE_OK &&
 	    (rc = reconcile(p, e)) < 0)
@@ -380,7 +486,7 @@ static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 		goto out;
 	fr->total = p->ntodo;
 	if (!fr->ar->o->dry_run &&
-	    (rc = ms_sync_fetch(fr, p->todo, p->ntodo, e)) < 0)
+	    (rc = ms_sync_fetch_at(fr, todo_at, p, p->ntodo, e)) < 0)
 		goto out;
 	fr->on_durable = NULL;
 	mass_report(p, &mc);
@@ -388,17 +494,13 @@ static int pop3_plan_run(struct pop3_plan *p, struct ms_err *e)
 	if (fr->ar->o->dry_run) {
 		fr->would_delete = p->ndel;
 	}
-	if ((rc = ms_sync_remove(fr, p->del, p->ndel, e)) < 0)
+	if ((rc = ms_sync_remove_at(fr, del_at, p, p->ndel, e)) < 0)
 		goto out;
-	if (!fr->ar->o->dry_run && p->ndel) {
-		fr->pending = p->del; /* forgotten after QUIT's +OK */
-		fr->npending = p->ndel;
-		p->del = NULL;
-	}
+	if (!fr->ar->o->dry_run && p->ndel)
+		rc = keep_pending(p, e);
 out:
 	fr->match = NULL;     /* mc lives on this stack frame */
 	fr->match_ctx = NULL;
-	free(mc.srv);
 	free(mc.v);
 	return rc;
 }
@@ -411,6 +513,7 @@ int ms_sync_pop3_folder(struct ms_folder_run *fr, struct ms_err *e)
 
 	memset(&p, 0, sizeof p);
 	p.fr = fr;
+	ms_buf_init(&p.pool, 0);
 	if ((rc = fr->ar->sess.ops->select(fr->ar->sess.src, "INBOX", rw,
 					   &fr->fs, e)) < 0)
 		return rc;
@@ -420,6 +523,8 @@ int ms_sync_pop3_folder(struct ms_folder_run *fr, struct ms_err *e)
 		return rc;
 	rc = pop3_plan_run(&p, e);
 	free(p.all);
+	ms_buf_free(&p.pool);
+	free(p.byuidl);
 	free(p.todo);
 	free(p.del);
 	return rc;
@@ -431,9 +536,18 @@ int ms_sync_pop3_finish(struct ms_folder_run *fr, int quit_ok,
 	int rc = 0;
 
 	if (quit_ok) {
-		for (size_t i = 0; i < fr->npending && rc == 0; i++)
-			if (fr->pending[i].uidl[0])
-				rc = ms_state_del(fr->state, &fr->pending[i], e);
+		const char *u = fr->pending;
+		struct ms_msg m;
+
+		for (size_t i = 0; i < fr->npending && rc == 0; i++) {
+			size_t n = strlen(u);
+
+			memset(&m, 0, sizeof m);
+			memcpy(m.uidl, u, n < MS_UIDL_MAX ? n : MS_UIDL_MAX);
+			if (n)
+				rc = ms_state_del(fr->state, &m, e);
+			u += n + 1;
+		}
 		if (rc == 0) {
 			fr->deleted += fr->npending;
 			fr->ar->st->deleted += fr->npending;

@@ -887,7 +887,8 @@ def trace_runs(user, pw, port, folders, N):
 
 def memtest():
     """mailsync's peak RSS with a 200 MB message and a 100,000-message
-    folder (bob's mailbox), mbsync alongside for reference."""
+    folder (bob's mailbox), then a 100,000-message POP3 maildrop; mbsync
+    and mpop alongside for reference."""
     user, pw = E["DV_USER2"], E["DV_PASS2"]
     imaps, pop3s = int(E["DV_IMAPS_PORT"]), int(E["DV_POP3S_PORT"])
     srv = Store(user)
@@ -920,15 +921,43 @@ def memtest():
          ["Huge"]),
     ]
     for what, tool, fo in cases:
-        tool.prepare(os.path.join(WORK, "mem"))
-        res = Results()
-        ok = run_case(res, tool, "memtest", 0, srv.count(fo), srv, fo,
-                      isinstance(tool, Mailsync))
-        v = res.med("memtest", 0, tool.name)
-        out.append((what, tool.name, v if ok else None,
-                    (res.fail.get(("memtest", 0, tool.name)) or [""])[0]))
+        out.append(mem_case(what, tool, "memtest", srv, fo))
+    # the same 100,000 small messages as a POP3 maildrop (INBOX), full
+    # fetch and the run with nothing new after it
+    log("memtest: a POP3 maildrop of 100,000 small messages")
+    doveadm("expunge", "-u", user, "mailbox", "INBOX", "all")
+    srv.exp["INBOX"] = []
+    g.rng.seed(7)
+    for i in range(100000):
+        srv.add("INBOX", ("From: a@b.test\r\nTo: c@d.test\r\nSubject: pop "
+                          "%d\r\nMessage-ID: <%d.pop@bench.test>\r\n\r\n"
+                          "pop message %d\r\n" % (i, i, i)).encode(), "S")
+    srv.fix_owner()
+    if dv_status(user, "messages", "INBOX") != 100000:
+        raise SystemExit("bench: memtest INBOX not seeded")
+    for tool in (Mailsync(user, pw, pop3s, "pop3", "maildir"),
+                 Mailsync(user, pw, pop3s, "pop3", "mbox"),
+                 Mpop(user, pw, pop3s, "maildir")):
+        out.append(mem_case("100,000-message maildrop, POP3S", tool,
+                            "memtest", srv, ["INBOX"]))
+        out.append(mem_case("the same, nothing new", tool, "memnone", srv,
+                            ["INBOX"]))
     shutil.rmtree(os.path.join(WORK, "mem"), ignore_errors=True)
     return out
+
+
+def mem_case(what, tool, sc, srv, fo):
+    """One timed run of tool; (what, name, (wall, rss) or None, error).
+    sc "memtest" starts from an empty store, "memnone" runs again on the
+    store the previous case left."""
+    if sc == "memtest":
+        tool.prepare(os.path.join(WORK, "mem"))
+    res = Results()
+    ok = run_case(res, tool, sc, 0, srv.count(fo), srv, fo,
+                  sc == "memtest" and isinstance(tool, Mailsync))
+    v = res.med(sc, 0, tool.name)
+    return (what, tool.name, v if ok else None,
+            (res.fail.get((sc, 0, tool.name)) or [""])[0])
 
 
 def fmt_row(name, v, n, b):

@@ -64,6 +64,7 @@ for proto in imaps pop3s; do
 			run_ms -c "$D/keep.ini"
 			assert_eq "$RC $ERR $(split_shas "$mbox" "$D/s0" | sha256sum)" \
 				"0  $(sha256sum <<<"$want")" "$lbl the keep run stores all 6"
+			grep '^m ' "$mbox.msidx" >"$D/records0"
 			case $damage in
 			rm) rm "$mbox"; lost=6 ;;
 			truncate)
@@ -80,6 +81,10 @@ for proto in imaps pop3s; do
 				"$lbl exit 0, one warning naming the mbox and $lost"
 			assert_eq "$(fetches $proto)" $lost "$lbl exactly the $lost lost message(s) fetched again"
 			assert_eq "$(dv_count $U INBOX)" 6 "$lbl nothing deleted on the server in that run"
+			# the rewritten index keeps the other records byte for byte
+			assert_eq "$(grep '^m ' "$mbox.msidx" | head -n $((6 - lost)))" \
+				"$(head -n $((6 - lost)) "$D/records0")" "$lbl the kept records copied unchanged"
+			assert_eq "$(grep -c '^m ' "$mbox.msidx")" 6 "$lbl the index lists 6 records"
 			got=$(split_shas "$mbox" "$D/s1")
 			if [ $damage = truncate ]; then
 				# the cut message stays (it is the user's file), and
