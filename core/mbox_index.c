@@ -358,13 +358,9 @@ static int parse_m(struct ms_store_folder *f, const char *l,
 		   &flags, &nl, sha, &size, &date, &kind, &pos) < 8 || !pos ||
 	    strlen(sha) != 64)
 		return 1;
-	for (i = 0; i < 32; i++) {
-		int hi = unhex(sha[2 * i]), lo = unhex(sha[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
+	for (i = 0; i < 64; i++)
+		if (unhex(sha[i]) < 0)
 			return 1;
-		x->sha[i] = (unsigned char)(hi << 4 | lo);
-	}
 	if (kind == 'u' && sscanf(l + pos, "%llu %llu", &uv, &uid) == 2 &&
 	    uv <= UINT32_MAX && uid <= UINT32_MAX && uid > 0) {
 		x->uidvalidity = (uint32_t)uv;
@@ -519,6 +515,53 @@ static int read_exact(int fd, char *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* The record of x as validated, read again from the index (fd): it must
+ * still be an "m" line for the same offset (the index only grows between
+ * validations; a rewrite makes the next one read it afresh).  line holds
+ * llen + 1 bytes, newline included; 0 or -1. */
+static int rec_read(int fd, const struct idx_ent *x, char *line)
+{
+	char head[48];
+	size_t n = x->llen, h;
+
+	h = (size_t)snprintf(head, sizeof head, "m %llu ",
+			     (unsigned long long)x->off);
+	if (fd < 0 || read_exact(fd, line, n + 1, x->loff) < 0 ||
+	    line[n] != '\n' || n < h || memcmp(line, head, h) != 0)
+		return -1;
+	return 0;
+}
+
+/* The SHA-256 the record of x holds (its sixth field); 0 or -1. */
+static int rec_sha(int fd, const struct idx_ent *x, unsigned char sha[32])
+{
+	char line[IDX_LINE_MAX + 2], *p = line;
+
+	if (rec_read(fd, x, line) < 0)
+		return -1;
+	line[x->llen] = '\0';
+	for (int k = 0; k < 5; k++) {
+		if (!(p = strchr(p, ' ')))
+			return -1;
+		p++;
+	}
+	for (int i = 0; i < 32; i++) {
+		int hi = unhex(p[2 * i]), lo = hi < 0 ? -1 : unhex(p[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		sha[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return p[64] == ' ' ? 0 : -1;
+}
+
+static int idx_open_rd(struct ms_store_folder *f)
+{
+	if (f->dirfd < 0)
+		return -1;
+	return openat(f->dirfd, f->idxname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 /* mboxrd unquoting into the digest: ^>+From  loses one '>'. */
 struct unq {
 	EVP_MD_CTX *md;
@@ -593,15 +636,18 @@ static void unq_feed(struct unq *u, const char *p, size_t n)
 
 /* Hash the message stored at x (From_ line skipped, unquoted, without the
  * blank separator nor an added newline): 1 if it matches, 0 if not. */
-static int hash_ok(struct ms_store_folder *f, const struct idx_ent *x)
+static int hash_ok(struct ms_store_folder *f, int idxfd,
+		   const struct idx_ent *x)
 {
-	unsigned char sha[32];
+	unsigned char sha[32], want[32];
 	struct unq u = { 0 };
 	uint64_t off = x->off, end = x->off + x->len - 1;
 	char *buf = f->wbuf, *nl;
 	int skipping = 1, ok = 0;
 	size_t k;
 
+	if (rec_sha(idxfd, x, want) < 0)
+		return 0;
 	if (x->nl) {
 		if (end == off)
 			return 0;
@@ -628,7 +674,7 @@ static int hash_ok(struct ms_store_folder *f, const struct idx_ent *x)
 		goto out;
 	unq_release(&u);
 	EVP_DigestFinal_ex(u.md, sha, NULL);
-	ok = memcmp(sha, x->sha, sizeof sha) == 0;
+	ok = memcmp(sha, want, sizeof sha) == 0;
 out:
 	EVP_MD_CTX_free(u.md);
 	return ok;
@@ -673,7 +719,7 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 	uint64_t size = 0;
 	int carry = -1;
 	off_t done;
-	int torn, rc;
+	int torn, rc, idxfd = -1;
 
 	/* nothing changed since the last validation: its result stands */
 	memset(key, 0, sizeof key);
@@ -708,6 +754,8 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 			      c.s_sec == (unsigned long long)st.st_mtim.tv_sec &&
 			      c.s_nsec == (unsigned long long)st.st_mtim.tv_nsec;
 	}
+	if (!f->stamp_ok && f->nents)
+		idxfd = idx_open_rd(f); /* -1: no hash can be checked */
 	for (size_t i = 0; i < f->nents; i++) {
 		struct idx_ent *x = &f->ents[i];
 		const struct idx_ent *next = i + 1 < f->nents ? x + 1 : NULL;
@@ -715,9 +763,11 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 		if (f->fd < 0 || !shape_ok(f, x, next, size, &carry))
 			x->valid = 0;
 		else
-			x->valid = f->stamp_ok || hash_ok(f, x);
+			x->valid = f->stamp_ok || hash_ok(f, idxfd, x);
 		f->nforeign_bad += !x->valid && x->foreign;
 	}
+	if (idxfd >= 0)
+		close(idxfd);
 	memcpy(f->val_key, key, sizeof key);
 	f->val_cached = 1;
 	return 0;
@@ -809,29 +859,21 @@ int ms_mbox_lost_ids(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 static int copy_records(struct ms_store_folder *f, const unsigned char *drop,
 			struct ms_buf *b, struct ms_err *e)
 {
-	char line[IDX_LINE_MAX + 2], head[48];
-	int fd, rc = 0;
+	char line[IDX_LINE_MAX + 2];
+	int fd = idx_open_rd(f), rc = 0;
 
-	fd = openat(f->dirfd, f->idxname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return idx_fail(f, errno, "cannot open", e);
 	for (size_t i = 0; i < f->nents && rc == 0; i++) {
-		const struct idx_ent *x = &f->ents[i];
-		size_t n = x->llen;
-
 		if (drop[i])
 			continue;
-		snprintf(head, sizeof head, "m %llu ",
-			 (unsigned long long)x->off);
-		if (read_exact(fd, line, n + 1, x->loff) < 0 ||
-		    line[n] != '\n' || n < strlen(head) ||
-		    memcmp(line, head, strlen(head)) != 0) {
+		if (rec_read(fd, &f->ents[i], line) < 0) {
 			rc = ms_err_set(e, MS_EIO, "%s.msidx: changed while "
 					"being rewritten (record %zu)",
 					f->path, i + 1);
 			break;
 		}
-		rc = ms_buf_add(b, line, n + 1, e);
+		rc = ms_buf_add(b, line, f->ents[i].llen + 1u, e);
 	}
 	close(fd);
 	return rc;
@@ -923,8 +965,15 @@ int ms_mbox_digest(struct ms_store_folder *f, const char *ref,
 			hi = mid;
 	}
 	if (lo < f->nents && f->ents[lo].off == off && f->ents[lo].valid) {
-		memcpy(sha, f->ents[lo].sha, 32);
-		return 0;
+		int fd = idx_open_rd(f);
+
+		rc = rec_sha(fd, &f->ents[lo], sha);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0)
+			return 0;
+		return ms_err_set(e, MS_EIO, "%s.msidx: record at offset %s "
+				  "cannot be read again", f->path, ref);
 	}
 	return ms_err_set(e, MS_EINTERNAL, "%s: no valid index record at "
 			  "offset %s", f->path, ref);

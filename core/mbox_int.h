@@ -40,15 +40,15 @@ struct done_msg {
 };
 
 /* A committed "m" record of the index, and whether the mbox still holds
- * that message at its offset (ms_mbox_validate).  About 100 bytes: the
- * UIDL lives in the folder's upool and the record's text stays in the
- * index file (loff, llen) until a rewrite copies it. */
+ * that message at its offset (ms_mbox_validate).  64 bytes: the UIDL
+ * lives in the folder's upool, and the record's text, with the SHA-256,
+ * stays in the index file (loff, llen), read again when a hash is
+ * checked or the index rewritten. */
 struct idx_ent {
 	uint64_t off, len;       /* the message in the mbox */
 	uint64_t loff;           /* the record in the index file */
 	uint64_t size;           /* the server's size */
 	int64_t internaldate;
-	unsigned char sha[32];
 	uint32_t uidvalidity, uid;
 	uint32_t uoff;           /* UIDL at upool.s + uoff; 0: none ("") */
 	uint32_t flags;          /* MS_F_* */

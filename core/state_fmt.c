@@ -631,11 +631,9 @@ static int put_uidls(const struct ms_state *s, struct ms_buf *b,
 	size_t i, n, u;
 	int rc = 0;
 
-	for (i = 0; i < s->tcap && rc == 0; i++) {
-		const struct ms_state_pent *p = &s->tab[i];
+	for (i = 0; i < s->npop && rc == 0; i++) {
+		const struct ms_state_pent *p = &s->ents[i];
 
-		if (!p->off)
-			continue;
 		u = strlen(s->pool + p->off);
 		if (p->first_seen < 0 || u > MS_UIDL_MAX) {
 			rc = ms_buf_addf(b, e, "p %s %" PRIu64 " %" PRId64 "\n",

@@ -12,10 +12,11 @@
 #include "state.h"
 #include "uidset.h"
 
+/* One POP3 record, kept in insertion order in ents[]. */
 struct ms_state_pent {
 	uint64_t size;
 	int64_t first_seen;
-	uint32_t off; /* UIDL in the pool; 0 = empty slot */
+	uint32_t off; /* UIDL in the pool */
 	uint32_t hash;
 };
 
@@ -34,8 +35,12 @@ struct ms_state {
 	uint64_t modseq;
 	int64_t lastrun;
 	struct ms_uidset uids;	   /* IMAP: the stored UIDs */
-	struct ms_state_pent *tab; /* POP3: 2^k slots, linear probing */
-	size_t tcap, npop;
+	/* POP3: the records, and an index to them: 2^k slots of 4 bytes
+	 * (record number + 1, 0 = empty), linear probing */
+	struct ms_state_pent *ents;
+	size_t npop, ecap;
+	uint32_t *tab;
+	size_t tcap;
 	char *pool; /* NUL-terminated UIDLs */
 	size_t plen, pcap;
 	struct ms_buf pend; /* journal lines not yet written */

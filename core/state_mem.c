@@ -3,10 +3,10 @@
  *
  * IMAP UIDs are a range set (uidset.c): appending the next UID is O(1),
  * so 100,000 contiguous UIDs are one range of 8 bytes, and UIDs added out
- * of order are merged in O(n log n).  POP3 UIDLs live in an
- * open-addressing hash table (linear probing, backward-shift deletion, no
- * tombstones) whose entries point into one string pool, so a million
- * UIDLs cost tens of MB, not a million mallocs.  Changes are
+ * of order are merged in O(n log n).  POP3 records are one dense array
+ * (24 bytes each, UIDLs in one string pool) indexed by an open-addressing
+ * hash table of 4-byte slots (linear probing, backward-shift deletion, no
+ * tombstones): 100,000 UIDLs cost about 5 MB, not 100,000 mallocs.  Changes are
  * applied here at once and queued as journal lines for ms_state_sync.
  */
 #include "state_int.h"
@@ -40,12 +40,14 @@ static size_t pop_slot(const struct ms_state *s, const char *u, size_t n,
 	size_t mask = s->tcap - 1, i = h & mask;
 
 	for (;; i = (i + 1) & mask) {
-		const struct ms_state_pent *p = &s->tab[i];
+		const struct ms_state_pent *p;
 
-		*found = p->off != 0;
-		if (!p->off ||
-		    (p->hash == h && strncmp(s->pool + p->off, u, n) == 0 &&
-		     s->pool[p->off + n] == '\0'))
+		*found = s->tab[i] != 0;
+		if (!s->tab[i])
+			return i;
+		p = &s->ents[s->tab[i] - 1];
+		if (p->hash == h && strncmp(s->pool + p->off, u, n) == 0 &&
+		    s->pool[p->off + n] == '\0')
 			return i;
 	}
 }
@@ -59,26 +61,45 @@ static const struct ms_state_pent *pop_get(const struct ms_state *s,
 	if (!s->tcap)
 		return NULL;
 	i = pop_slot(s, u, n, uidl_hash(u, n), &found);
-	return found ? &s->tab[i] : NULL;
+	return found ? &s->ents[s->tab[i] - 1] : NULL;
 }
 
+/* The first empty slot from record k's home. */
+static size_t free_slot(const struct ms_state *s, size_t k)
+{
+	size_t mask = s->tcap - 1, j = s->ents[k].hash & mask;
+
+	while (s->tab[j])
+		j = (j + 1) & mask;
+	return j;
+}
+
+/* Room for one more record: the array, and slots at most 70% full. */
 static int pop_grow(struct ms_state *s)
 {
-	size_t cap = s->tcap ? s->tcap * 2 : 64, i, j, mask = cap - 1;
-	struct ms_state_pent *t = calloc(cap, sizeof *t);
+	size_t cap;
 
-	if (!t)
-		return MS_EINTERNAL;
-	for (i = 0; i < s->tcap; i++) {
-		if (!s->tab[i].off)
-			continue;
-		for (j = s->tab[i].hash & mask; t[j].off; j = (j + 1) & mask)
-			;
-		t[j] = s->tab[i];
+	if (s->npop == s->ecap) {
+		struct ms_state_pent *v;
+
+		cap = s->ecap ? s->ecap * 2 : 64;
+		if (!(v = realloc(s->ents, cap * sizeof *v)))
+			return MS_EINTERNAL;
+		s->ents = v;
+		s->ecap = cap;
 	}
-	free(s->tab);
-	s->tab = t;
-	s->tcap = cap;
+	if ((s->npop + 1) * 10 > s->tcap * 7) {
+		uint32_t *t;
+
+		cap = s->tcap ? s->tcap * 2 : 128;
+		if (cap > (size_t)UINT32_MAX || !(t = calloc(cap, sizeof *t)))
+			return MS_EINTERNAL;
+		free(s->tab);
+		s->tab = t;
+		s->tcap = cap;
+		for (size_t k = 0; k < s->npop; k++)
+			s->tab[free_slot(s, k)] = (uint32_t)(k + 1);
+	}
 	return 0;
 }
 
@@ -112,33 +133,36 @@ int ms_state_uidl_put(struct ms_state *s, const char *u, size_t n,
 		      uint64_t size, int64_t first_seen, int *dup)
 {
 	uint32_t h = uidl_hash(u, n), off;
+	struct ms_state_pent *p;
 	size_t i;
 	int found;
 
-	if ((s->npop + 1) * 10 > s->tcap * 7 && pop_grow(s) < 0)
+	if (pop_grow(s) < 0)
 		return MS_EINTERNAL;
 	i = pop_slot(s, u, n, h, &found);
 	if (dup)
 		*dup = found;
 	if (found) {
-		s->tab[i].size = size;
+		s->ents[s->tab[i] - 1].size = size;
 		return 0;
 	}
 	if (pool_add(s, u, n, &off) < 0)
 		return MS_EINTERNAL;
-	s->tab[i].size = size;
-	s->tab[i].first_seen = first_seen;
-	s->tab[i].off = off;
-	s->tab[i].hash = h;
-	s->npop++;
+	p = &s->ents[s->npop];
+	p->size = size;
+	p->first_seen = first_seen;
+	p->off = off;
+	p->hash = h;
+	s->tab[i] = (uint32_t)(++s->npop);
 	return 0;
 }
 
-/* Remove by backward shifting, so lookups never need tombstones.  The
- * UIDL's bytes stay in the pool until the state is closed or reset. */
+/* Remove by backward shifting, so lookups never need tombstones; the
+ * last record moves into the hole.  The UIDL's bytes stay in the pool
+ * until the state is closed or reset. */
 void ms_state_uidl_del(struct ms_state *s, const char *u, size_t n)
 {
-	size_t mask = s->tcap - 1, i, j, k;
+	size_t mask = s->tcap - 1, i, j, k, last;
 	int found;
 
 	if (!s->tcap)
@@ -146,18 +170,29 @@ void ms_state_uidl_del(struct ms_state *s, const char *u, size_t n)
 	i = j = pop_slot(s, u, n, uidl_hash(u, n), &found);
 	if (!found)
 		return;
+	k = s->tab[i] - 1;
 	for (;;) {
+		size_t home;
+
 		j = (j + 1) & mask;
-		if (!s->tab[j].off)
+		if (!s->tab[j])
 			break;
-		k = s->tab[j].hash & mask;
-		/* leave j where it is if its home k is cyclically in (i, j] */
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+		home = s->ents[s->tab[j] - 1].hash & mask;
+		/* leave j where it is if its home is cyclically in (i, j] */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
 			continue;
 		s->tab[i] = s->tab[j];
 		i = j;
 	}
-	s->tab[i].off = 0;
+	s->tab[i] = 0;
+	last = s->npop - 1;
+	if (k != last) { /* at most tcap probes: last's slot is there */
+		j = s->ents[last].hash & mask;
+		for (size_t x = 0; x < s->tcap && s->tab[j] != last + 1; x++)
+			j = (j + 1) & mask;
+		s->tab[j] = (uint32_t)(k + 1);
+		s->ents[k] = s->ents[last];
+	}
 	s->npop--;
 }
 
@@ -165,10 +200,12 @@ void ms_state_clear(struct ms_state *s, uint32_t uidvalidity)
 {
 	ms_uidset_free(&s->uids);
 	free(s->tab);
+	free(s->ents);
 	free(s->pool);
 	s->tab = NULL;
+	s->ents = NULL;
 	s->pool = NULL;
-	s->tcap = s->npop = s->plen = s->pcap = 0;
+	s->tcap = s->npop = s->ecap = s->plen = s->pcap = 0;
 	s->uidvalidity = uidvalidity;
 	s->uidnext = 0;
 	s->modseq = 0;
@@ -441,11 +478,9 @@ int ms_state_foreach(const struct ms_state *s, ms_state_cb cb, void *ctx)
 
 	memset(&m, 0, sizeof m);
 	if (s->proto == MS_PROTO_POP3) {
-		for (i = 0; i < s->tcap; i++) {
-			const struct ms_state_pent *p = &s->tab[i];
+		for (i = 0; i < s->npop; i++) {
+			const struct ms_state_pent *p = &s->ents[i];
 
-			if (!p->off)
-				continue;
 			snprintf(m.uidl, sizeof m.uidl, "%s", s->pool + p->off);
 			m.size = p->size;
 			if ((rc = cb(ctx, &m, (time_t)p->first_seen)) != 0)

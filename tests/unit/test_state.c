@@ -654,6 +654,73 @@ static void test_pop3(void)
 	ms_state_close(s);
 }
 
+/* Random adds, dels and lookups of POP3 UIDLs against plain arrays (the
+ * oracle): the hash index, its backward-shift deletion and the record
+ * moved into each hole; then the snapshot written and read back. */
+static void test_pop3_random(void)
+{
+	struct ms_account a = mk_acct(MS_PROTO_POP3);
+	enum { N = 3000 };
+	static uint64_t want_size[N];
+	static time_t want_first[N];
+	static unsigned char have[N];
+	char *dir = fresh(), uidl[16];
+	struct ms_state *s = open_st(dir, &a, "INBOX", 0);
+	uint64_t size, sum[2] = {0, 0}, wsum = 0;
+	struct ms_msg m;
+	struct ms_err e;
+	time_t first;
+	size_t n = 0;
+	int ok = 1;
+
+	srand(777);
+	for (int i = 0; i < 200000 && ok; i++) {
+		int k = rand() % N, op = rand() % 10;
+
+		snprintf(uidl, sizeof uidl, "r%04d", k);
+		if (op < 5) {
+			uint64_t sz = (uint64_t)(rand() % 100000);
+
+			ok &= add_uidl(s, uidl, sz, 1000 + i) == 0;
+			if (!have[k])
+				want_first[k] = 1000 + i;
+			n += !have[k];
+			have[k] = 1;
+			want_size[k] = sz;
+		} else if (op < 8) {
+			memset(&m, 0, sizeof m);
+			snprintf(m.uidl, sizeof m.uidl, "%s", uidl);
+			ok &= ms_state_del(s, &m, &e) == 0;
+			n -= have[k];
+			have[k] = 0;
+		} else {
+			int h = ms_state_has_uidl(s, uidl, &size, &first);
+
+			ok &= h == have[k] && (!h || (size == want_size[k] &&
+						      first == want_first[k]));
+		}
+		if (i % 1000 == 0)
+			ok &= ms_state_count(s) == n;
+	}
+	T_OK(ok, "pop3: 200,000 random add/del/has against the oracle");
+	ms_state_compact(s, 5, &e);
+	ms_state_close(s);
+	s = open_st(dir, &a, "INBOX", 1);
+	ok = ms_state_status(s) == MS_STATE_OK && ms_state_count(s) == n;
+	for (int k = 0; k < N; k++) {
+		snprintf(uidl, sizeof uidl, "r%04d", k);
+		ok &= ms_state_has_uidl(s, uidl, &size, &first) == have[k] &&
+		      (!have[k] || (size == want_size[k] &&
+				    first == want_first[k]));
+		if (have[k])
+			wsum += want_size[k] + (uint64_t)want_first[k];
+	}
+	ms_state_foreach(s, count_cb, sum);
+	T_OK(ok && sum[0] == n && sum[1] == wsum,
+	     "pop3 random ops: the snapshot read back holds the same records");
+	ms_state_close(s);
+}
+
 static long file_size(const char *path)
 {
 	struct stat st;
@@ -1065,6 +1132,7 @@ int main(void)
 	test_random_ops();
 	test_unordered_adds();
 	test_pop3();
+	test_pop3_random();
 	test_lock();
 	test_write_failure();
 	test_long_name();
