@@ -333,7 +333,8 @@ int ms_state_sync(struct ms_state *s, struct ms_err *e)
 
 int ms_state_is_clean(const struct ms_state *s)
 {
-	return !s->dirty && !s->need_compact;
+	/* jfd: a journal written this run is a change since open */
+	return !s->dirty && !s->need_compact && s->jfd < 0;
 }
 
 int ms_state_compact(struct ms_state *s, time_t now, struct ms_err *e)

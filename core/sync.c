@@ -730,6 +730,12 @@ int ms_sync_folder_finish(struct ms_folder_run *fr, struct ms_err *e)
 	else
 		ms_log(MS_LOG_INFO, "%*s%lu fetched, %lu deleted", pad, "",
 		       fr->fetched, fr->deleted);
+	/* nothing changed in the state (nothing fetched, deleted or
+	 * learnt): no write, as for an idle IMAP folder; only the folder's
+	 * last-run time would move, and the account's last-run file keeps
+	 * the clock check going */
+	if (ms_state_is_clean(fr->state))
+		return 0;
 	stamp = fr->ar->stamp;
 	/* a clock that stays behind must keep being noticed */
 	if (fr->ar->clock_back && ms_state_last_run(fr->state) > stamp)

@@ -9,7 +9,8 @@ set -u
 
 PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev
 libarchive-dev libinih-dev dovecot-imapd dovecot-pop3d python3 mandoc
-strace openssl faketime clang libclang-rt-14-dev procps time"
+strace openssl faketime clang libclang-rt-14-dev procps time
+util-linux-extra"
 
 missing=
 for p in $PKGS; do

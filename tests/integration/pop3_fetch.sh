@@ -37,6 +37,11 @@ run_ms -c "$T/keep.ini"
 assert_eq "$RC" 0 "POP3 keep run exits 0"
 assert_eq "$ERR$OUT" "" "POP3 keep run prints nothing"
 assert_eq "$(md_count "$M/INBOX")" "$n" "all $n messages stored"
+# fsynced copies leave the page cache (ms_fs_drop_cache): a backup of
+# gigabytes must not push out everything else (read before anything here
+# reads the files)
+assert_eq "$(cached_bytes "$M"/INBOX/new/* "$M"/INBOX/cur/*)" 0 \
+	"Maildir: no stored message left in the page cache"
 got=$(sha_lf "$M"/INBOX/new/* "$M"/INBOX/cur/*)
 assert_same_set "$got" "$want" "POP3 into Maildir: byte-identical (dot-unstuffed once)"
 assert_eq "$(dv_count $U INBOX)" "$n" "keep: server still has all"
@@ -46,6 +51,16 @@ run_ms -c "$T/keep.ini"
 assert_eq "$RC$ERR" 0 "second keep run exits 0 silently"
 assert_eq "$(dv_commands $U | grep -Ec '^(RETR|DELE)')" 0 "second keep run: no RETR, no DELE"
 assert_eq "$(md_count "$M/INBOX")" "$n" "second keep run: no duplicate"
+# nothing new: nothing written at all (the state is not rewritten
+# either); only the F04 preflight probe is created in tmp/ and removed
+ms_strace -f -qq -o "$T/trace.none" -e trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat \
+	"$MAILSYNC" -c "$T/keep.ini" >"$T/out" 2>"$T/err"
+assert_eq "$?|$(cat "$T/err")" "0|" "nothing new again: exit 0, silent"
+assert_eq "$(grep -E 'fsync|rename' "$T/trace.none")" "" \
+	"nothing new: no fsync, no rename"
+assert_match "$(grep -E 'unlink' "$T/trace.none")" \
+	'^[0-9]+ unlinkat\([0-9]+, "[0-9]+\.M[0-9]+P[0-9]+R[0-9a-f]+Q[0-9]+\.[^"]*", 0\) = 0$' \
+	"nothing new: one unlink, the preflight probe in tmp/"
 
 # --- lost state: rebuilt from the Maildir names ---
 rm -rf "$T/state"
@@ -60,6 +75,7 @@ dv_rawlog_clear $U
 run_ms -c "$T/del.ini"
 assert_eq "$RC$ERR" 0 "POP3 delete run into mbox exits 0 silently"
 assert_eq "$(dv_count $U INBOX)" 0 "delete: server emptied"
+assert_eq "$(cached_bytes "$T/inbox.mbox")" 0 "mbox: the append left no page in the page cache"
 mkdir -p "$T/split"
 cnt=$(python3 "$here/../lib/mboxrd_split.py" "$T/inbox.mbox" "$T/split")
 assert_eq "$cnt" "$n" "mbox holds $n messages (mboxrd reader)"
@@ -76,6 +92,13 @@ run_ms -c "$T/del.ini"
 assert_eq "$RC$ERR" 0 "second delete run exits 0"
 assert_eq "$(python3 "$here/../lib/mboxrd_split.py" "$T/inbox.mbox" "$T/split2")" "$((n + 1))" "one message appended"
 assert_eq "$(dv_count $U INBOX)" 0 "and deleted on the server"
+sums=$(sha256sum "$T/inbox.mbox" "$T/inbox.mbox.msidx")
+ms_strace -f -qq -o "$T/trace.none2" -e trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat \
+	"$MAILSYNC" -c "$T/del.ini" >"$T/out" 2>"$T/err"
+assert_eq "$?|$(cat "$T/err")" "0|" "mbox, nothing on the server: exit 0, silent"
+assert_eq "$(grep -E 'fsync|rename|unlink' "$T/trace.none2")" "" \
+	"mbox, nothing to do: no fsync, rename or unlink"
+assert_eq "$(sha256sum "$T/inbox.mbox" "$T/inbox.mbox.msidx")" "$sums" "mbox, nothing to do: mbox and index untouched"
 # --- bulk bodies: TLS read-ahead after login (net.c fast_reads) ---
 # Without read-ahead OpenSSL reads each TLS record with two recv calls, the
 # 5-byte record header then its body: a 4 MB fetch makes thousands of

@@ -30,6 +30,12 @@ stored_hashes() {
 	fi
 }
 
+# cached_bytes FILE...: bytes of the files resident in the page cache
+# (fincore, util-linux)
+cached_bytes() {
+	fincore --bytes --raw --noheadings -o RES "$@" | awk '{ n += $1 } END { print n + 0 }'
+}
+
 # md_count DIR: messages in a Maildir folder
 md_count() {
 	find "$1/cur" "$1/new" -maxdepth 1 -type f 2>/dev/null | wc -l
