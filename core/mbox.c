@@ -605,7 +605,7 @@ static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 		      struct ms_buf *idx, struct ms_err *e)
 {
 	uint64_t off = pre + pad;
-	char stamp[96];
+	char stamp[160];
 	size_t i, wl = 0;
 	int rc = 0;
 

@@ -8,7 +8,10 @@
  * next open, while mail that other programs appended later is never cut.
  * It is never trusted over the mbox: ms_mbox_validate checks every record
  * against the file (and its hash when the file changed since the last "s"
- * stamp), and records that fail count as not stored.
+ * stamp), and records that fail count as not stored.  Only an mbox whose
+ * size, mtime, ctime and inode are all still those of the stamp is known
+ * unchanged without reading it: no write(2), truncate(2) or utimensat(2)
+ * leaves ctime as it was, and nothing but the kernel sets it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,9 +36,11 @@
  *   m OFF LEN FLAGS NL SHA256 SIZE DATE ID     one stored message
  *   e END           the append is complete and durable
  *   x PRE           an append failed or was cut back to PRE
- *   s SIZE SEC NSEC the mbox's size and mtime after an append (or after
- *                   a validation that hashed every message); older
- *                   readers ignore it, so the version stays 1
+ *   s SIZE SEC NSEC [CSEC CNSEC INO]
+ *                   the mbox's size and mtime (and ctime and inode) after
+ *                   an append or a validation that hashed every message;
+ *                   older readers ignore it, or read the first three
+ *                   fields only, so the version stays 1
  * OFF/LEN: the From_ line's offset and the length through the blank line;
  * FLAGS: MS_F_* in hex; NL: 1 when a final newline was added; SHA256 of
  * the message as stored before quoting (LF line ends, without the added
@@ -307,8 +312,8 @@ struct val_ctx {
 	size_t n, cap;
 	size_t pool_at;          /* upool's length when the group began */
 	int in_group;
-	int have_stamp;
-	unsigned long long s_size, s_sec, s_nsec;
+	int have_stamp;          /* 1: size and mtime; 2: also ctime, inode */
+	unsigned long long s_size, s_sec, s_nsec, s_csec, s_cnsec, s_ino;
 };
 
 static int unhex(char c)
@@ -473,9 +478,10 @@ static int val_line(struct ms_store_folder *f, void *ctx, const char *l,
 		c->in_group = 0;
 		return val_flush(f, c, e);
 	case 's':
-		if (sscanf(line, "s %llu %llu %llu", &c->s_size, &c->s_sec,
-			   &c->s_nsec) == 3)
-			c->have_stamp = 1;
+		rc = sscanf(line, "s %llu %llu %llu %llu %llu %llu",
+			    &c->s_size, &c->s_sec, &c->s_nsec, &c->s_csec,
+			    &c->s_cnsec, &c->s_ino);
+		c->have_stamp = rc == 6 ? 2 : rc >= 3;
 		return 0;
 	case 'm':
 		break;
@@ -717,7 +723,7 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 	unsigned long long key[6];
 	struct stat st;
 	uint64_t size = 0;
-	int carry = -1;
+	int carry = -1, same = 0;
 	off_t done;
 	int torn, rc, idxfd = -1;
 
@@ -753,6 +759,11 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 		f->stamp_ok = c.have_stamp && c.s_size == size &&
 			      c.s_sec == (unsigned long long)st.st_mtim.tv_sec &&
 			      c.s_nsec == (unsigned long long)st.st_mtim.tv_nsec;
+		/* not written since the stamp: no record needs a read */
+		same = f->stamp_ok && c.have_stamp == 2 &&
+		       c.s_csec == (unsigned long long)st.st_ctim.tv_sec &&
+		       c.s_cnsec == (unsigned long long)st.st_ctim.tv_nsec &&
+		       c.s_ino == (unsigned long long)st.st_ino;
 	}
 	if (!f->stamp_ok && f->nents)
 		idxfd = idx_open_rd(f); /* -1: no hash can be checked */
@@ -760,7 +771,9 @@ int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e)
 		struct idx_ent *x = &f->ents[i];
 		const struct idx_ent *next = i + 1 < f->nents ? x + 1 : NULL;
 
-		if (f->fd < 0 || !shape_ok(f, x, next, size, &carry))
+		if (same)
+			x->valid = 1;
+		else if (f->fd < 0 || !shape_ok(f, x, next, size, &carry))
 			x->valid = 0;
 		else
 			x->valid = f->stamp_ok || hash_ok(f, idxfd, x);
@@ -780,10 +793,13 @@ int ms_mbox_stamp_line(struct ms_store_folder *f, char *out, size_t cap,
 
 	if (fstat(f->fd, &st) < 0)
 		return ms_err_sys(e, MS_EIO, errno, "%s: fstat", f->path);
-	snprintf(out, cap, "s %llu %llu %llu\n",
+	snprintf(out, cap, "s %llu %llu %llu %llu %llu %llu\n",
 		 (unsigned long long)st.st_size,
 		 (unsigned long long)st.st_mtim.tv_sec,
-		 (unsigned long long)st.st_mtim.tv_nsec);
+		 (unsigned long long)st.st_mtim.tv_nsec,
+		 (unsigned long long)st.st_ctim.tv_sec,
+		 (unsigned long long)st.st_ctim.tv_nsec,
+		 (unsigned long long)st.st_ino);
 	return 0;
 }
 
@@ -882,7 +898,7 @@ static int copy_records(struct ms_store_folder *f, const unsigned char *drop,
 int ms_mbox_idx_rewrite(struct ms_store_folder *f, const unsigned char *drop,
 			struct ms_err *e)
 {
-	char tmp[300], stamp[96], path[4096], rec[64];
+	char tmp[300], stamp[160], path[4096], rec[64];
 	struct ms_buf b;
 	struct stat st;
 	size_t i, ndrop = 0;

@@ -127,7 +127,9 @@ int ms_mbox_scan(struct ms_store_folder *f, ms_stored_cb cb, void *ctx,
 /* Read the committed records and check each against the mbox: inside the
  * file, a From_ line at its offset after a line end, ending in the blank
  * line; when the mbox's size or mtime differ from the last "s" record, also
- * the SHA-256 of the unquoted message.  Sets ents[].valid and stamp_ok. */
+ * the SHA-256 of the unquoted message.  When size, mtime, ctime and inode
+ * all match the "s" record, the mbox was not written since: nothing is
+ * read from it.  Sets ents[].valid and stamp_ok. */
 int ms_mbox_validate(struct ms_store_folder *f, struct ms_err *e);
 /* Identities with no valid record; cb(ctx, m, NULL, e) for each (at most
  * once each; POP3 without UIDL has none).  *n: how many. */

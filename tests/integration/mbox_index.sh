@@ -148,10 +148,10 @@ assert_eq "$(split_shas "$D/Mail/INBOX" "$D/s" | grep -Fx -f <(echo "$want"))" "
 run_ms -c "$D/del.ini"
 assert_eq "$RC|$ERR|$(dv_count $U INBOX)" "0||0" "the run after deletes all 6, silently"
 
-# the cost: an mbox unchanged since its stamp (size, mtime) is checked
-# with one small read per message (each covers one's end and the next
-# one's From_ line) plus one, no hashing; a changed one (another
-# program appended) is hashed once and stamped again
+# the cost: an mbox unchanged since its stamp (size, mtime, ctime,
+# inode) is not read at all; a changed one (another program appended)
+# is checked with one small read per message (each covers one's end and
+# the next one's From_ line) plus one, hashed once, and stamped again
 D=$T/rebuild
 mreads() { # small and large reads of the mbox itself (not the index)
 	local s l
@@ -160,10 +160,26 @@ mreads() { # small and large reads of the mbox itself (not the index)
 	echo "$s $l"
 }
 ms_strace -f -qq -y -e trace=pread64 -o "$D/strace" "$MAILSYNC" -c "$D/keep.ini" >/dev/null 2>&1
-assert_eq "$(mreads)" "7 0" "unchanged mbox: 7 small reads for 6 messages, none large"
+assert_eq "$(mreads)" "0 0" "unchanged mbox: not read at all"
 printf 'From other@x Mon Jan  1 00:00:00 2024\nSubject: other\n\nother\n\n' >>"$D/Mail/INBOX"
 ms_strace -f -qq -y -e trace=pread64 -o "$D/strace" "$MAILSYNC" -c "$D/keep.ini" >/dev/null 2>&1
 assert_eq "$(mreads)" "7 6" "appended by another program: each message hashed once"
 ms_strace -f -qq -y -e trace=pread64 -o "$D/strace" "$MAILSYNC" -c "$D/keep.ini" >/dev/null 2>&1
-assert_eq "$(mreads)" "7 0" "and stamped again: the next run hashes nothing"
+assert_eq "$(mreads)" "0 0" "and stamped again: the next run reads nothing"
+assert_match "$(tail -1 "$D/Mail/INBOX.msidx")" '^s [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$' \
+	"the stamp holds size, mtime, ctime and inode"
+# written with size and mtime kept (a From_ line broken, the mtime set
+# back): ctime moved, so every record is read again and the broken one
+# no longer counts as stored
+mb=$D/Mail/INBOX
+mt=$(stat -c %y "$mb")
+off=$(grep '^m ' "$mb.msidx" | sed -n 3p | cut -d' ' -f2)
+printf X | dd of="$mb" bs=1 seek="$off" conv=notrunc status=none
+touch -d "$mt" "$mb"
+assert_eq "$(stat -c %y "$mb")|$(dd if="$mb" bs=1 skip="$off" count=5 status=none)" "$mt|Xrom " \
+	"From_ line of message 3 broken, size and mtime as before"
+ms_strace -f -qq -y -e trace=pread64 -o "$D/strace" "$MAILSYNC" -c "$D/keep.ini" >/dev/null 2>"$D/err"
+assert_match "$(cat "$D/err")" "mbox $mb no longer matches its index: 1 message will be fetched again" \
+	"mtime kept, ctime moved: the broken record is found"
+assert_eq "$(mreads)" "7 0" "every record read again (size and mtime match: none hashed)"
 t_done
