@@ -898,11 +898,7 @@ def memtest():
     srv.add("INBOX", g.big(200), "S")
     srv.create("Huge")
     g.rng.seed(7)
-    for i in range(100000):
-        srv.add("Huge", ("From: a@b.test\r\nTo: c@d.test\r\nSubject: tiny %d"
-                         "\r\nMessage-ID: <%d.tiny@bench.test>\r\n\r\n"
-                         "tiny message %d\r\n" % (i, i, i)).encode(), "S")
-    srv.fix_owner()
+    seed_small(srv, "Huge", "tiny")
     for f in ("INBOX", "Huge"):
         dv_status(user, "messages", f)  # index before timing
     out = []
@@ -922,17 +918,12 @@ def memtest():
     ]
     for what, tool, fo in cases:
         out.append(mem_case(what, tool, "memtest", srv, fo))
-    # the same 100,000 small messages as a POP3 maildrop (INBOX), full
-    # fetch and the run with nothing new after it
+    # 100,000 small messages as a POP3 maildrop (INBOX), full fetch and
+    # the run with nothing new after it
     log("memtest: a POP3 maildrop of 100,000 small messages")
     doveadm("expunge", "-u", user, "mailbox", "INBOX", "all")
     srv.exp["INBOX"] = []
-    g.rng.seed(7)
-    for i in range(100000):
-        srv.add("INBOX", ("From: a@b.test\r\nTo: c@d.test\r\nSubject: pop "
-                          "%d\r\nMessage-ID: <%d.pop@bench.test>\r\n\r\n"
-                          "pop message %d\r\n" % (i, i, i)).encode(), "S")
-    srv.fix_owner()
+    seed_small(srv, "INBOX", "pop")
     if dv_status(user, "messages", "INBOX") != 100000:
         raise SystemExit("bench: memtest INBOX not seeded")
     for tool in (Mailsync(user, pw, pop3s, "pop3", "maildir"),
@@ -944,6 +935,16 @@ def memtest():
                             ["INBOX"]))
     shutil.rmtree(os.path.join(WORK, "mem"), ignore_errors=True)
     return out
+
+
+def seed_small(srv, folder, tag, n=100000):
+    """n small messages ("TAG message I") into folder, seen."""
+    for i in range(n):
+        srv.add(folder, ("From: a@b.test\r\nTo: c@d.test\r\nSubject: %s %d"
+                         "\r\nMessage-ID: <%d.%s@bench.test>\r\n\r\n"
+                         "%s message %d\r\n" % (tag, i, i, tag, tag,
+                                                i)).encode(), "S")
+    srv.fix_owner()
 
 
 def mem_case(what, tool, sc, srv, fo):
@@ -1015,6 +1016,10 @@ def write_report(res, refs, mem, total):
     notes = getattr(res, "notes", {})
     for k, v in notes.items():
         L.append("- %s: %s" % (k, v))
+    if MS_BASE:
+        L.append("- mailsync-base: a second mailsync build (%s, %s), "
+                 "timed in the IMAPS scenarios beside the one under test"
+                 % (MS_BASE, sh("'%s' --version 2>&1 | head -1" % MS_BASE)))
     L.append("")
     L += ["## References", "",
           "| reference | s | MB/s |", "|---|---|---|"]
