@@ -241,15 +241,15 @@ int ms_fs_write_all(int fd, const void *p, size_t n, const char *path,
 	return 0;
 }
 
-void ms_fs_drop_cache(int fd, uint64_t off, uint64_t len)
+void ms_fs_drop_cache(int fd, uint64_t from)
 {
 	long pg = sysconf(_SC_PAGESIZE);
-	uint64_t skip = pg > 0 ? off % (uint64_t)pg : 0;
 
-	/* the kernel drops whole pages only: start at the page holding off
+	/* the kernel drops whole pages only: start at the page holding from
 	 * (its older part is as clean as the rest after the fsync) */
-	(void)posix_fadvise(fd, (off_t)(off - skip),
-			    len ? (off_t)(len + skip) : 0, POSIX_FADV_DONTNEED);
+	if (pg > 0)
+		from -= from % (uint64_t)pg;
+	(void)posix_fadvise(fd, (off_t)from, 0, POSIX_FADV_DONTNEED);
 }
 
 int ms_fs_fsync(int fd, const char *path, struct ms_err *e)

@@ -30,10 +30,10 @@ int ms_fs_write_all(int fd, const void *p, size_t n, const char *path,
 		    struct ms_err *e);
 int ms_fs_fsync(int fd, const char *path, struct ms_err *e);
 /* After a successful fsync: the written pages are clean, let the kernel
- * drop them from the page cache (a hint; len 0 = to the end).  A first
- * backup of gigabytes would otherwise push everything else out of it,
- * the local server's own files included. */
-void ms_fs_drop_cache(int fd, uint64_t off, uint64_t len);
+ * drop them from the page cache, from byte from to the end (a hint).  A
+ * first backup of gigabytes would otherwise push everything else out of
+ * it, the local server's own files included. */
+void ms_fs_drop_cache(int fd, uint64_t from);
 /* renameat within or between directories, no replace of an existing
  * target (RENAME_NOREPLACE, falling back to link+unlink). */
 int ms_fs_rename(int fromdir, const char *from, int todir, const char *to,

@@ -499,7 +499,7 @@ static int md_msg_finish(struct ms_store_msg *m, const struct ms_msg *meta,
 	if (f->nfdpend >= MAX_OPEN_FINISHED) { /* stay below the fd limit */
 		if ((rc = ms_fs_fsync(m->fd, m->tmppath, e)) < 0)
 			return rc;
-		ms_fs_drop_cache(m->fd, 0, 0);
+		ms_fs_drop_cache(m->fd, 0);
 		close(m->fd);
 		m->fd = -1;
 	}
@@ -550,7 +550,7 @@ static size_t sync_files(struct ms_store_folder *f, int *rc, struct ms_err *e)
 			continue;
 		*rc = ms_fs_fsync(m->fd, m->tmppath, e);
 		if (*rc == 0)
-			ms_fs_drop_cache(m->fd, 0, 0);
+			ms_fs_drop_cache(m->fd, 0);
 		if (*rc == 0 && close(m->fd) < 0)
 			*rc = ms_err_sys(e, MS_EIO, errno, "cannot close %s",
 					 m->tmppath);

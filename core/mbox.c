@@ -626,7 +626,7 @@ static int append_all(struct ms_store_folder *f, uint64_t pre, size_t pad,
 	if (rc == 0)
 		rc = ms_fs_fsync(f->fd, f->path, e);
 	if (rc == 0)
-		ms_fs_drop_cache(f->fd, pre, 0);
+		ms_fs_drop_cache(f->fd, pre);
 	if (rc == 0)
 		rc = ms_buf_addf(idx, e, "e %" PRIu64 "\n", off);
 	/* the mbox as it is now, for a cheap check at the next open; not

@@ -31,9 +31,14 @@ stored_hashes() {
 }
 
 # cached_bytes FILE...: bytes of the files resident in the page cache
-# (fincore, util-linux)
+# (fincore, util-linux-extra); "fincore failed" rather than a vacuous 0
 cached_bytes() {
-	fincore --bytes --raw --noheadings -o RES "$@" | awk '{ n += $1 } END { print n + 0 }'
+	local out
+	out=$(fincore --bytes --raw --noheadings -o RES "$@") || {
+		echo "fincore failed"
+		return
+	}
+	awk '{ n += $1 } END { print n + 0 }' <<<"$out"
 }
 
 # md_count DIR: messages in a Maildir folder
